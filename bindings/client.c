@@ -1,0 +1,1169 @@
+/*
+ * client.c - the Client type's Lua face: construction, paho's methods with
+ * their names, argument order and keyword-table form, argument checking
+ * with errors that name the argument, and the MQTTMessageInfo type that
+ * publish() returns. The connection's life on the loop is in client_net.c.
+ */
+#include "bindings/client.h"
+#include "bindings/rc.h"
+#include "runtime/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct client *client_all;
+
+static const char *const callback_names[] = {
+	"on_connect", "on_disconnect", "on_message", "on_publish", "on_subscribe",
+	"on_unsubscribe", "on_log", "on_connect_fail", NULL
+};
+
+/* ---- lifetime ---- */
+
+struct client *client_check(lua_State *L, int idx)
+{
+	struct client *c = luaL_checkudata(L, idx, MQLUA_CLIENT_T);
+	if (!c->mosq)
+		luaL_error(L, "attempt to use a closed Client");
+	return c;
+}
+
+/* registry[&weak_key] maps struct client* to its userdata, weakly. */
+static const char weak_key = 'c';
+
+void client_push(lua_State *L, struct client *c)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &weak_key);
+	lua_rawgetp(L, -1, c);
+	lua_remove(L, -2);
+}
+
+static void set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? strdup(src) : NULL;
+}
+
+static void wipe_str(char **s)
+{
+	if (*s)
+		memset(*s, 0, strlen(*s));
+	free(*s);
+	*s = NULL;
+}
+
+static void client_close(struct client *c)
+{
+	if (!c->mosq)
+		return;
+	client_stop_net(c);
+	mosquitto_destroy(c->mosq);
+	c->mosq = NULL;
+	for (struct client **p = &client_all; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	set_str(&c->client_id, NULL);
+	set_str(&c->transport, NULL);
+	set_str(&c->host, NULL);
+	set_str(&c->bind_address, NULL);
+	set_str(&c->username, NULL);
+	wipe_str(&c->tls_keyfile_password);
+}
+
+void client_disconnect_all(void)
+{
+	for (struct client *c = client_all; c; c = c->next) {
+		c->connect_requested = false;
+		loop_timer_stop(loop_default(), &c->reconnect_timer);
+		if (c->connected)
+			mosquitto_disconnect(c->mosq);
+		client_detach(c);
+	}
+}
+
+static void new_uv_table(lua_State *L, int idx, int slot, const char *mode)
+{
+	lua_newtable(L);
+	if (mode) {
+		lua_createtable(L, 0, 1);
+		lua_pushstring(L, mode);
+		lua_setfield(L, -2, "__mode");
+		lua_setmetatable(L, -2);
+	}
+	lua_setiuservalue(L, idx, slot);
+}
+
+static void reset_uv_tables(lua_State *L, int idx)
+{
+	new_uv_table(L, idx, CLIENT_UV_FIELDS, NULL);
+	new_uv_table(L, idx, CLIENT_UV_FILTERS, NULL);
+	new_uv_table(L, idx, CLIENT_UV_SUBS, NULL);
+	new_uv_table(L, idx, CLIENT_UV_INFOS, "v");
+	new_uv_table(L, idx, CLIENT_UV_TOUCHED, NULL);
+	new_uv_table(L, idx, CLIENT_UV_SUBGROUPS, NULL);
+}
+
+/* Checks client_id/clean_session/protocol at 1..3 (absolute indexes) and
+ * configures c->mosq for them. Raises on invalid arguments. */
+static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
+{
+	size_t idlen;
+	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
+	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
+	if (idlen == 0 && !clean)
+		luaL_argerror(L, id_idx, "a client_id must be provided if clean_session is false");
+	if (idlen > 0 && (memchr(id, 0, idlen) || mosquitto_validate_utf8(id, (int)idlen) != MOSQ_ERR_SUCCESS))
+		luaL_argerror(L, id_idx, "client_id must be valid UTF-8 without NUL characters");
+	if (idlen > 65535)
+		luaL_argerror(L, id_idx, "client_id is longer than 65535 bytes");
+	char random_id[32];
+	if (idlen == 0) {
+		/* libmosquitto cannot send a zero-length id: make one up, as paho does for MQTT 3.1 */
+		snprintf(random_id, sizeof random_id, "mqlua-%08lx%04x", (unsigned long)lrand48(), (unsigned)getpid() & 0xffff);
+		id = random_id;
+	}
+	set_str(&c->client_id, id);
+	c->clean_session = clean;
+	c->protocol = proto;
+	int rc = c->mosq ? mosquitto_reinitialise(c->mosq, id, clean, c) : MOSQ_ERR_SUCCESS;
+	if (!c->mosq)
+		c->mosq = mosquitto_new(id, clean, c);
+	if (!c->mosq || rc != MOSQ_ERR_SUCCESS)
+		luaL_error(L, "cannot create the client: %s", mosquitto_strerror(c->mosq ? rc : errno == EINVAL ? MOSQ_ERR_INVAL : MOSQ_ERR_NOMEM));
+	mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, proto);
+	client_set_callbacks(c);
+}
+
+static int check_protocol(lua_State *L, int idx)
+{
+	lua_Integer p = luaL_optinteger(L, idx, MQTT_PROTOCOL_V311);
+	if (p != MQTT_PROTOCOL_V31 && p != MQTT_PROTOCOL_V311 && p != MQTT_PROTOCOL_V5)
+		luaL_argerror(L, idx, "protocol must be mqtt.MQTTv31, mqtt.MQTTv311 or mqtt.MQTTv5");
+	return (int)p;
+}
+
+/* mqtt.Client(client_id="", clean_session=true, userdata=nil, protocol=MQTTv311, transport="tcp") */
+int client_new(lua_State *L)
+{
+	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport", NULL };
+	mqlua_named_args(L, 1, names);
+	lua_settop(L, 5);
+	int proto = check_protocol(L, 4);
+	const char *transport = luaL_optstring(L, 5, "tcp");
+	if (strcmp(transport, "tcp") != 0)
+		luaL_argerror(L, 5, lua_pushfstring(L, "transport '%s' is not supported (use \"tcp\")", transport));
+
+	struct client *c = lua_newuserdatauv(L, sizeof *c, CLIENT_NUV);
+	memset(c, 0, sizeof *c);
+	c->anchor = LUA_NOREF;
+	c->reconnect_min = 1;
+	c->reconnect_max = 120;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	c->L = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	client_net_init(c);
+	luaL_setmetatable(L, MQLUA_CLIENT_T);
+	int self = lua_gettop(L);
+	reset_uv_tables(L, self);
+	lua_pushvalue(L, 3);
+	lua_setiuservalue(L, self, CLIENT_UV_USERDATA);
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &weak_key);
+	lua_pushvalue(L, self);
+	lua_rawsetp(L, -2, c);
+	lua_pop(L, 1);
+
+	configure_identity(L, c, 1, 2, proto);   /* may raise: __gc cleans up */
+	set_str(&c->transport, transport);
+	c->next = client_all;
+	client_all = c;
+	return 1;
+}
+
+/* client:reinitialise(client_id="", clean_session=true, userdata=nil) */
+static int l_reinitialise(lua_State *L)
+{
+	static const char *const names[] = { "client_id", "clean_session", "userdata", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 4);
+	client_detach(c);
+	c->connect_requested = c->connected = c->ever_connected = false;
+	reset_uv_tables(L, 1);
+	lua_pushvalue(L, 4);
+	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
+	set_str(&c->username, NULL);
+	wipe_str(&c->tls_keyfile_password);
+	c->tls = false;
+	configure_identity(L, c, 2, 3, c->protocol);
+	return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+	struct client *c = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	client_close(c);
+	return 0;
+}
+
+/* __close: a to-be-closed client disconnects cleanly and is released. */
+static int l_close(lua_State *L)
+{
+	struct client *c = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	if (c->mosq && c->connected) {
+		c->connect_requested = false;
+		mosquitto_disconnect(c->mosq);
+	}
+	client_close(c);
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	struct client *c = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	if (!c->mosq) {
+		lua_pushliteral(L, "mqlua.Client(closed)");
+		return 1;
+	}
+	if (c->host)
+		lua_pushfstring(L, "mqlua.Client(\"%s\", %s:%d, %s)", c->client_id, c->host, c->port,
+		                c->connected ? "connected" : "disconnected");
+	else
+		lua_pushfstring(L, "mqlua.Client(\"%s\", not connected)", c->client_id);
+	return 1;
+}
+
+/* ---- fields and callbacks ---- */
+
+static int l_index(lua_State *L)
+{
+	struct client *c = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	/* methods first */
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
+	const char *k = lua_tostring(L, 2);
+	if (k && c->mosq) {
+		if (strcmp(k, "client_id") == 0) { lua_pushstring(L, c->client_id); return 1; }
+		if (strcmp(k, "host") == 0) { lua_pushstring(L, c->host); return 1; }
+		if (strcmp(k, "port") == 0) { if (c->host) lua_pushinteger(L, c->port); else lua_pushnil(L); return 1; }
+		if (strcmp(k, "keepalive") == 0) { lua_pushinteger(L, c->keepalive); return 1; }
+		if (strcmp(k, "protocol") == 0) { lua_pushinteger(L, c->protocol); return 1; }
+		if (strcmp(k, "transport") == 0) { lua_pushstring(L, c->transport); return 1; }
+		if (strcmp(k, "username") == 0) { lua_pushstring(L, c->username); return 1; }
+		if (strcmp(k, "clean_session") == 0) { lua_pushboolean(L, c->clean_session); return 1; }
+	}
+	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+	luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	const char *k = lua_tostring(L, 2);
+	if (k && strncmp(k, "on_", 3) == 0) {
+		bool known = false;
+		for (int i = 0; callback_names[i] && !known; i++)
+			known = strcmp(k, callback_names[i]) == 0;
+		if (!known)
+			return luaL_error(L, "unknown callback '%s' (callbacks: on_connect, on_disconnect, on_message, "
+			                  "on_publish, on_subscribe, on_unsubscribe, on_log, on_connect_fail)", k);
+		if (!lua_isnil(L, 3) && !lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
+			return luaL_error(L, "%s must be a function or nil, got %s", k, luaL_typename(L, 3));
+	}
+	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+/* ---- connecting ---- */
+
+static const char *const connect_names[] = { "host", "port", "keepalive", "bind_address", "bind_port",
+	"clean_start", "properties", NULL };
+
+/* Reads connect()'s arguments into c; raises on invalid ones. */
+static void connect_args(lua_State *L, struct client *c)
+{
+	mqlua_named_args(L, 2, connect_names);
+	lua_settop(L, 8);
+	const char *host = luaL_optstring(L, 2, NULL);
+	const struct mqlua_default_broker *d = &mqlua_default_broker;
+	int default_port = c->tls ? 8883 : 1883;
+	if (!host || !*host) {
+		if (!d->host)
+			luaL_argerror(L, 2, "host is required: no default broker (give one with --broker URL, "
+			              "or start one with mqlua.broker.start())");
+		host = d->host;
+		default_port = d->port;
+		if (d->username && !c->username) {
+			mosquitto_username_pw_set(c->mosq, d->username, d->password);
+			set_str(&c->username, d->username);
+		}
+		if (d->tls && !c->tls) {
+			mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+			mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL);
+			c->tls = true;
+		}
+	}
+	lua_Integer port = luaL_optinteger(L, 3, default_port);
+	luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
+	lua_Integer keepalive = luaL_optinteger(L, 4, 60);
+	luaL_argcheck(L, keepalive >= 0 && keepalive <= 65535, 4, "keepalive must be between 0 and 65535");
+	const char *bind = luaL_optstring(L, 5, "");
+	lua_Integer bind_port = luaL_optinteger(L, 6, 0);
+	luaL_argcheck(L, bind_port == 0, 6, "bind_port is not supported by libmosquitto (leave it 0)");
+	set_str(&c->host, host);
+	c->port = (int)port;
+	c->keepalive = (int)keepalive;
+	set_str(&c->bind_address, *bind ? bind : NULL);
+}
+
+static int push_rc(lua_State *L, struct client *c, int mosq_rc)
+{
+	lua_pushinteger(L, rc_from_mosq(mosq_rc));
+	if (mosq_rc == MOSQ_ERR_SUCCESS)
+		return 1;
+	lua_pushstring(L, c->last_error);
+	return 2;
+}
+
+static int do_connect(lua_State *L, struct client *c, bool async)
+{
+	c->connect_requested = true;
+	c->connack_seen = false;
+	loop_timer_stop(loop_default(), &c->reconnect_timer);
+	if (async && mqlua_autoattach)
+		client_attach(c);
+	MQLUA_ENTER(L);
+	errno = 0;
+	int rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
+	               : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+	if (rc == MOSQ_ERR_SUCCESS) {
+		if (mqlua_autoattach)
+			client_attach(c);
+		client_sync_io(c);
+	} else {
+		if (!async)
+			c->connect_requested = false;
+		client_connect_failed(c, rc);
+	}
+	MQLUA_LEAVE();
+	return push_rc(L, c, rc);
+}
+
+/* client:connect(host, port=1883, keepalive=60, bind_address="") -> rc[, error] */
+static int l_connect(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	connect_args(L, c);
+	return do_connect(L, c, false);
+}
+
+/* client:connect_async(...): like connect, but a failure is retried with backoff. */
+static int l_connect_async(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	connect_args(L, c);
+	return do_connect(L, c, true);
+}
+
+static int l_reconnect(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	if (!c->host)
+		return luaL_error(L, "reconnect() called before connect()");
+	c->connect_requested = true;
+	c->connack_seen = false;
+	MQLUA_ENTER(L);
+	errno = 0;
+	int rc = mosquitto_reconnect(c->mosq);
+	if (rc == MOSQ_ERR_SUCCESS)
+		client_sync_io(c);
+	else
+		client_connect_failed(c, rc);
+	MQLUA_LEAVE();
+	return push_rc(L, c, rc);
+}
+
+/* client:disconnect() -> rc */
+static int l_disconnect(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	c->connect_requested = false;
+	loop_timer_stop(loop_default(), &c->reconnect_timer);
+	MQLUA_ENTER(L);
+	int rc = mosquitto_disconnect(c->mosq);
+	if (rc != MOSQ_ERR_SUCCESS)
+		client_detach(c);   /* nothing to wait for */
+	client_sync_io(c);
+	MQLUA_LEAVE();
+	lua_pushinteger(L, rc_from_mosq(rc));
+	return 1;
+}
+
+static int l_is_connected(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	lua_pushboolean(L, c->connected);
+	return 1;
+}
+
+static int l_last_error(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	if (c->last_error[0])
+		lua_pushstring(L, c->last_error);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* ---- running ---- */
+
+/* client:loop(timeout=1.0) -> rc */
+static int l_loop(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	double timeout = luaL_optnumber(L, 2, 1.0);
+	luaL_argcheck(L, timeout >= 0, 2, "timeout must not be negative");
+	if (!c->attached && mosquitto_socket(c->mosq) < 0) {
+		lua_pushinteger(L, RC_NO_CONN);
+		return 1;
+	}
+	MQLUA_ENTER(L);
+	client_run_once(c, timeout);
+	MQLUA_LEAVE();
+	lua_pushinteger(L, c->connected || c->attached ? RC_SUCCESS : RC_CONN_LOST);
+	return 1;
+}
+
+static bool forever_done(void *ud)
+{
+	struct client *c = ud;
+	return !c->mosq || (!c->connect_requested && !c->connected) || loop_stopping(loop_default());
+}
+
+/* client:loop_forever() runs the shared loop, reconnecting, until disconnect(). */
+static int l_loop_forever(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	if (!c->connect_requested && !c->connected) {
+		lua_pushinteger(L, RC_NO_CONN);
+		return 1;
+	}
+	lua_settop(L, 1);
+	client_attach(c);
+	c->forever_depth++;
+	MQLUA_ENTER(L);
+	mqlua_wait(forever_done, c, -1);
+	MQLUA_LEAVE();
+	c->forever_depth--;
+	lua_pushinteger(L, RC_SUCCESS);
+	return 1;
+}
+
+static int l_loop_start(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	if (c->attached && !mqlua_autoattach) {
+		lua_pushinteger(L, RC_INVAL);
+		return 1;
+	}
+	client_attach(c);
+	lua_pushinteger(L, RC_SUCCESS);
+	return 1;
+}
+
+static int l_loop_stop(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	if (!c->attached) {
+		lua_pushinteger(L, RC_INVAL);
+		return 1;
+	}
+	c->connect_requested = c->connected && c->connect_requested;
+	client_detach(c);
+	lua_pushinteger(L, RC_SUCCESS);
+	return 1;
+}
+
+/* ---- publishing ---- */
+
+static const char *check_topic_arg(lua_State *L, int idx, const char *name, size_t *len)
+{
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a string, got %s", name, luaL_typename(L, idx)));
+	const char *topic = lua_tolstring(L, idx, len);
+	const char *why = topic_check_name(topic, *len);
+	if (why)
+		luaL_argerror(L, idx, lua_pushfstring(L, "%s %s", name, why));
+	return topic;
+}
+
+static const char *check_payload_arg(lua_State *L, int idx, size_t *len)
+{
+	int t = lua_type(L, idx);
+	if (t == LUA_TNONE || t == LUA_TNIL) {
+		*len = 0;
+		return NULL;
+	}
+	if (t != LUA_TSTRING && t != LUA_TNUMBER)
+		luaL_argerror(L, idx, lua_pushfstring(L, "payload must be a string, a number or nil, got %s", luaL_typename(L, idx)));
+	const char *p = luaL_tolstring(L, idx, len);
+	lua_replace(L, idx);
+	if (*len > 268435455)
+		luaL_argerror(L, idx, "payload is larger than MQTT's maximum of 268435455 bytes");
+	return lua_tostring(L, idx);
+	(void)p;
+}
+
+static int check_qos_arg(lua_State *L, int idx, int def)
+{
+	if (lua_isnoneornil(L, idx))
+		return def;
+	int isnum;
+	lua_Integer q = lua_tointegerx(L, idx, &isnum);
+	if (!isnum || q < 0 || q > 2)
+		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got %s", luaL_tolstring(L, idx, NULL)));
+	return (int)q;
+}
+
+struct info {
+	int rc;
+	int mid;
+	int qos;
+	bool published;
+};
+
+static int push_info(lua_State *L, int client_idx, int rc, int mid, int qos, bool published)
+{
+	struct info *i = lua_newuserdatauv(L, sizeof *i, 1);
+	i->rc = rc;
+	i->mid = mid;
+	i->qos = qos;
+	i->published = published;
+	luaL_setmetatable(L, MQLUA_INFO_T);
+	lua_pushvalue(L, client_idx);
+	lua_setiuservalue(L, -2, 1);
+	return 1;
+}
+
+/* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
+static int l_publish(lua_State *L)
+{
+	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 6);
+	size_t tlen, plen;
+	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
+	const char *payload = check_payload_arg(L, 3, &plen);
+	int qos = check_qos_arg(L, 4, 0);
+	bool retain = mqlua_optboolean(L, 5, false, "retain");
+	int mid = 0;
+	c->publishing = true;
+	c->early_published_mid = 0;
+	MQLUA_ENTER(L);
+	int rc = mosquitto_publish(c->mosq, &mid, topic, (int)plen, payload, qos, retain);
+	client_sync_io(c);
+	MQLUA_LEAVE();
+	c->publishing = false;
+	bool published = rc == MOSQ_ERR_SUCCESS && c->early_published_mid == mid && mid != 0;
+	push_info(L, 1, rc_from_mosq(rc), mid, qos, published);
+	if (!published && (rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0))) {
+		lua_getiuservalue(L, 1, CLIENT_UV_INFOS);
+		lua_pushvalue(L, -2);
+		lua_rawseti(L, -2, mid);
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+/* Called by client_net.c when libmosquitto reports mid as published. */
+void client_mark_published(lua_State *L, struct client *c, int mid)
+{
+	if (c->publishing) {
+		c->early_published_mid = mid;
+		return;
+	}
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_getiuservalue(L, -1, CLIENT_UV_INFOS);
+	if (lua_rawgeti(L, -1, mid) == LUA_TUSERDATA) {
+		struct info *i = lua_touserdata(L, -1);
+		i->published = true;
+		lua_pushnil(L);
+		lua_rawseti(L, -3, mid);
+	}
+	lua_pop(L, 3);
+}
+
+static struct info *check_info(lua_State *L)
+{
+	return luaL_checkudata(L, 1, MQLUA_INFO_T);
+}
+
+static int info_is_published(lua_State *L)
+{
+	lua_pushboolean(L, check_info(L)->published);
+	return 1;
+}
+
+struct info_wait { struct info *info; struct client *c; };
+
+static bool info_done(void *ud)
+{
+	struct info_wait *w = ud;
+	return w->info->published || !w->c->mosq;
+}
+
+/* info:wait_for_publish(timeout=nil) -> true when published, false on timeout */
+static int info_wait_for_publish(lua_State *L)
+{
+	struct info *i = check_info(L);
+	double timeout = luaL_optnumber(L, 2, -1);
+	if (i->rc == RC_QUEUE_SIZE)
+		return luaL_error(L, "message publish failed: message queue full");
+	if (i->rc != RC_SUCCESS && !(i->rc == RC_NO_CONN && i->qos > 0))
+		return luaL_error(L, "message publish failed: %s", rc_error_string(i->rc));
+	lua_getiuservalue(L, 1, 1);
+	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
+	struct info_wait w = { i, c };
+	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
+	MQLUA_ENTER(L);
+	while (!info_done(&w)) {
+		double left = deadline < 0 ? 1.0 : deadline - loop_now();
+		if (left <= 0 || loop_stopping(loop_default()))
+			break;
+		client_run_once(c, left > 1.0 ? 1.0 : left);
+	}
+	MQLUA_LEAVE();
+	lua_pushboolean(L, i->published);
+	return 1;
+}
+
+static int info_index(lua_State *L)
+{
+	struct info *i = check_info(L);
+	const char *k = luaL_checkstring(L, 2);
+	if (strcmp(k, "rc") == 0)
+		lua_pushinteger(L, i->rc);
+	else if (strcmp(k, "mid") == 0)
+		lua_pushinteger(L, i->mid);
+	else if (strcmp(k, "is_published") == 0)
+		lua_pushcfunction(L, info_is_published);
+	else if (strcmp(k, "wait_for_publish") == 0)
+		lua_pushcfunction(L, info_wait_for_publish);
+	else
+		return luaL_error(L, "MQTTMessageInfo has no field '%s' (fields: rc, mid, is_published, wait_for_publish)", k);
+	return 1;
+}
+
+static int info_tostring(lua_State *L)
+{
+	struct info *i = check_info(L);
+	lua_pushfstring(L, "MQTTMessageInfo(mid=%d, rc=%d, %s)", i->mid, i->rc, i->published ? "published" : "pending");
+	return 1;
+}
+
+/* ---- will, credentials, TLS ---- */
+
+/* client:will_set(topic, payload=nil, qos=0, retain=false) */
+static int l_will_set(lua_State *L)
+{
+	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 6);
+	size_t tlen, plen;
+	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
+	const char *payload = check_payload_arg(L, 3, &plen);
+	int qos = check_qos_arg(L, 4, 0);
+	bool retain = mqlua_optboolean(L, 5, false, "retain");
+	int rc = mosquitto_will_set(c->mosq, topic, (int)plen, payload, qos, retain);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return luaL_error(L, "will_set: %s", mosquitto_strerror(rc));
+	return 0;
+}
+
+static int l_will_clear(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	mosquitto_will_clear(c->mosq);
+	return 0;
+}
+
+/* client:username_pw_set(username, password=nil) */
+static int l_username_pw_set(lua_State *L)
+{
+	static const char *const names[] = { "username", "password", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	const char *user = luaL_optstring(L, 2, NULL);
+	const char *pass = luaL_optstring(L, 3, NULL);
+	if (pass && !user)
+		luaL_argerror(L, 2, "username is required when a password is given");
+	int rc = mosquitto_username_pw_set(c->mosq, user, pass);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return luaL_error(L, "username_pw_set: %s", mosquitto_strerror(rc));
+	set_str(&c->username, user);
+	return 0;
+}
+
+static int tls_password_cb(char *buf, int size, int rwflag, void *userdata)
+{
+	struct client *c = userdata;
+	(void)rwflag;
+	if (!c || !c->tls_keyfile_password)
+		return 0;
+	int n = (int)strlen(c->tls_keyfile_password);
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, c->tls_keyfile_password, n);
+	buf[n] = 0;
+	return n;
+}
+
+static const char *check_file_arg(lua_State *L, int idx, const char *name)
+{
+	const char *path = luaL_optstring(L, idx, NULL);
+	if (path && access(path, R_OK) != 0)
+		luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' cannot be read: %s", name, path, strerror(errno)));
+	return path;
+}
+
+/* client:tls_set(ca_certs, certfile, keyfile, cert_reqs=CERT_REQUIRED, tls_version, ciphers, keyfile_password) */
+static int l_tls_set(lua_State *L)
+{
+	static const char *const names[] = { "ca_certs", "certfile", "keyfile", "cert_reqs", "tls_version",
+		"ciphers", "keyfile_password", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 8);
+	if (c->tls)
+		return luaL_error(L, "SSL/TLS has already been configured.");
+	const char *ca = check_file_arg(L, 2, "ca_certs");
+	const char *cert = check_file_arg(L, 3, "certfile");
+	const char *key = check_file_arg(L, 4, "keyfile");
+	lua_Integer reqs = luaL_optinteger(L, 5, 2);
+	luaL_argcheck(L, reqs >= 0 && reqs <= 2, 5, "cert_reqs must be mqtt.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED");
+	const char *version = luaL_optstring(L, 6, NULL);
+	if (version && strcmp(version, "tlsv1.2") != 0 && strcmp(version, "tlsv1.3") != 0)
+		luaL_argerror(L, 6, "tls_version must be \"tlsv1.2\" or \"tlsv1.3\" (older versions are refused)");
+	const char *ciphers = luaL_optstring(L, 7, NULL);
+	const char *password = luaL_optstring(L, 8, NULL);
+	if ((cert != NULL) != (key != NULL))
+		luaL_argerror(L, cert ? 4 : 3, "certfile and keyfile must be given together");
+
+	wipe_str(&c->tls_keyfile_password);
+	if (password)
+		c->tls_keyfile_password = strdup(password);
+	int rc;
+	if (ca) {
+		rc = mosquitto_tls_set(c->mosq, ca, NULL, cert, key, tls_password_cb);
+	} else {
+		mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+		rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", cert, key, tls_password_cb);
+	}
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_opts_set(c->mosq, reqs == 0 ? 0 : 1, version, ciphers);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return luaL_error(L, "tls_set: %s", mosquitto_strerror(rc));
+	if (reqs == 0)
+		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
+	c->tls = true;
+	return 0;
+}
+
+/* client:tls_insecure_set(value): true skips the hostname check */
+static int l_tls_insecure_set(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	luaL_checktype(L, 2, LUA_TBOOLEAN);
+	bool insecure = lua_toboolean(L, 2);
+	if (!c->tls)
+		return luaL_error(L, "Must configure SSL context before using tls_insecure_set.");
+	mosquitto_tls_insecure_set(c->mosq, insecure);
+	if (insecure)
+		log_warn("client \"%s\": TLS hostname verification is disabled (tls_insecure_set)", c->client_id);
+	return 0;
+}
+
+/* ---- subscriptions ---- */
+
+static void check_filter(lua_State *L, int arg, const char *filter, size_t len)
+{
+	const char *why = topic_check_filter(filter, len);
+	if (why)
+		luaL_argerror(L, arg, lua_pushfstring(L, "topic filter '%s' %s", filter, why));
+}
+
+#define MAX_FILTERS 4096
+
+/* Collects subscribe()'s filters into filters[]/qos[] (strings stay on the stack). */
+static int collect_subscriptions(lua_State *L, const char **filters, int *qos)
+{
+	int n = 0;
+	if (lua_type(L, 2) == LUA_TSTRING) {
+		size_t len;
+		filters[0] = lua_tolstring(L, 2, &len);
+		check_filter(L, 2, filters[0], len);
+		qos[0] = check_qos_arg(L, 3, 0);
+		return 1;
+	}
+	if (!lua_istable(L, 2))
+		luaL_argerror(L, 2, lua_pushfstring(L, "topic must be a string or a table, got %s", luaL_typename(L, 2)));
+	if (lua_rawgeti(L, 2, 1) == LUA_TSTRING) {
+		/* {"topic", qos} */
+		lua_pop(L, 1);
+		luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "qos must not be given with a {topic, qos} table");
+		size_t len;
+		lua_rawgeti(L, 2, 1);
+		filters[0] = lua_tolstring(L, -1, &len);
+		check_filter(L, 2, filters[0], len);
+		lua_rawgeti(L, 2, 2);
+		qos[0] = check_qos_arg(L, lua_gettop(L), 0);
+		return 1;
+	}
+	lua_pop(L, 1);
+	luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "qos must not be given with a list of {topic, qos}");
+	int count = (int)lua_rawlen(L, 2);
+	luaL_argcheck(L, count > 0, 2, "the list of subscriptions is empty");
+	luaL_argcheck(L, count <= MAX_FILTERS, 2, "too many subscriptions in one call");
+	for (int i = 1; i <= count; i++) {
+		if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
+			luaL_argerror(L, 2, lua_pushfstring(L, "element %d must be a {topic, qos} table", i));
+		int el = lua_gettop(L);
+		size_t len;
+		if (lua_rawgeti(L, el, 1) != LUA_TSTRING)
+			luaL_argerror(L, 2, lua_pushfstring(L, "element %d: topic must be a string", i));
+		filters[n] = lua_tolstring(L, -1, &len);
+		check_filter(L, 2, filters[n], len);
+		lua_rawgeti(L, el, 2);
+		qos[n] = check_qos_arg(L, lua_gettop(L), 0);
+		n++;
+	}
+	return n;
+}
+
+/* Remembers filter->qos (for resubscription) and marks it touched in this on_connect. */
+static void remember_subscription(lua_State *L, struct client *c, const char *filter, int qos)
+{
+	lua_getiuservalue(L, 1, CLIENT_UV_SUBS);
+	lua_pushinteger(L, qos);
+	lua_setfield(L, -2, filter);
+	lua_pop(L, 1);
+	if (c->in_on_connect) {
+		lua_getiuservalue(L, 1, CLIENT_UV_TOUCHED);
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, filter);
+		lua_pop(L, 1);
+	}
+}
+
+/* client:subscribe(topic, qos=0) with topic a string, {topic, qos} or a list of those -> rc, mid */
+static int l_subscribe(lua_State *L)
+{
+	static const char *const names[] = { "topic", "qos", "options", "properties", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 5);
+	static const char *filters[MAX_FILTERS];
+	static int qos[MAX_FILTERS];
+	int n = collect_subscriptions(L, filters, qos);
+	if (!c->connected) {
+		lua_pushinteger(L, RC_NO_CONN);
+		lua_pushnil(L);
+		return 2;
+	}
+	/* libmosquitto sends one qos per SUBSCRIBE: split by qos, one mid to the script */
+	int first_mid = 0, rc = MOSQ_ERR_SUCCESS, groups = 0;
+	lua_createtable(L, 0, 3);   /* the group, when split */
+	int group = lua_gettop(L);
+	MQLUA_ENTER(L);
+	for (int q = 0; q <= 2 && rc == MOSQ_ERR_SUCCESS; q++) {
+		const char *part[MAX_FILTERS > 64 ? 64 : MAX_FILTERS];
+		int positions[64];
+		int k = 0;
+		for (int i = 0; i < n; i++) {
+			if (qos[i] != q)
+				continue;
+			if (k == 64) {
+				rc = MOSQ_ERR_INVAL;
+				break;
+			}
+			positions[k] = i + 1;
+			part[k++] = filters[i];
+		}
+		if (k == 0 || rc != MOSQ_ERR_SUCCESS)
+			continue;
+		int mid = 0;
+		rc = k == 1 ? mosquitto_subscribe(c->mosq, &mid, part[0], q)
+		            : mosquitto_subscribe_multiple(c->mosq, &mid, k, (char *const *const)part, q, 0, NULL);
+		if (rc != MOSQ_ERR_SUCCESS)
+			break;
+		if (!first_mid)
+			first_mid = mid;
+		groups++;
+		/* record positions so on_subscribe can put granted qos back in order */
+		lua_getiuservalue(L, 1, CLIENT_UV_SUBGROUPS);
+		lua_createtable(L, k, 0);
+		for (int i = 0; i < k; i++) {
+			lua_pushinteger(L, positions[i]);
+			lua_rawseti(L, -2, i + 1);
+		}
+		lua_pushvalue(L, group);
+		lua_setfield(L, -2, "group");
+		lua_rawseti(L, -2, mid);
+		lua_pop(L, 1);
+	}
+	client_sync_io(c);
+	MQLUA_LEAVE();
+	if (rc == MOSQ_ERR_INVAL)
+		return luaL_argerror(L, 2, "at most 64 filters with the same qos in one subscribe()");
+	lua_pushinteger(L, first_mid);
+	lua_setfield(L, group, "mid");
+	lua_pushinteger(L, groups);
+	lua_setfield(L, group, "pending");
+	lua_pushinteger(L, n);
+	lua_setfield(L, group, "n");
+	if (rc == MOSQ_ERR_SUCCESS)
+		for (int i = 0; i < n; i++)
+			remember_subscription(L, c, filters[i], qos[i]);
+	lua_pushinteger(L, rc_from_mosq(rc));
+	if (rc == MOSQ_ERR_SUCCESS)
+		lua_pushinteger(L, first_mid);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/* client:unsubscribe(topic or {topics}) -> rc, mid */
+static int l_unsubscribe(lua_State *L)
+{
+	static const char *const names[] = { "topic", "properties", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 3);
+	const char *filters[64];
+	int n = 0;
+	if (lua_type(L, 2) == LUA_TSTRING) {
+		size_t len;
+		filters[n++] = lua_tolstring(L, 2, &len);
+		check_filter(L, 2, filters[0], len);
+	} else if (lua_istable(L, 2)) {
+		int count = (int)lua_rawlen(L, 2);
+		luaL_argcheck(L, count > 0 && count <= 64, 2, "give between 1 and 64 topics");
+		for (int i = 1; i <= count; i++) {
+			size_t len;
+			if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+				luaL_argerror(L, 2, lua_pushfstring(L, "element %d must be a string", i));
+			filters[n] = lua_tolstring(L, -1, &len);
+			check_filter(L, 2, filters[n++], len);
+		}
+	} else {
+		return luaL_argerror(L, 2, lua_pushfstring(L, "topic must be a string or a list of strings, got %s", luaL_typename(L, 2)));
+	}
+	lua_getiuservalue(L, 1, CLIENT_UV_SUBS);
+	for (int i = 0; i < n; i++) {
+		lua_pushnil(L);
+		lua_setfield(L, -2, filters[i]);
+	}
+	lua_pop(L, 1);
+	if (!c->connected) {
+		lua_pushinteger(L, RC_NO_CONN);
+		lua_pushnil(L);
+		return 2;
+	}
+	int mid = 0;
+	MQLUA_ENTER(L);
+	int rc = n == 1 ? mosquitto_unsubscribe(c->mosq, &mid, filters[0])
+	                : mosquitto_unsubscribe_multiple(c->mosq, &mid, n, (char *const *const)filters, NULL);
+	client_sync_io(c);
+	MQLUA_LEAVE();
+	lua_pushinteger(L, rc_from_mosq(rc));
+	if (rc == MOSQ_ERR_SUCCESS)
+		lua_pushinteger(L, mid);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/* client:message_callback_add(sub, callback) */
+static int l_message_callback_add(lua_State *L)
+{
+	client_check(L, 1);
+	size_t len;
+	const char *filter = luaL_checklstring(L, 2, &len);
+	check_filter(L, 2, filter, len);
+	if (!lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
+		luaL_argerror(L, 3, lua_pushfstring(L, "callback must be a function, got %s", luaL_typename(L, 3)));
+	lua_settop(L, 3);
+	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
+	int n = (int)lua_rawlen(L, 4);
+	int slot = n + 1;
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, 4, i);
+		lua_rawgeti(L, -1, 1);
+		bool same = lua_rawequal(L, -1, 2);
+		lua_pop(L, 2);
+		if (same) {
+			slot = i;
+			break;
+		}
+	}
+	lua_createtable(L, 2, 0);
+	lua_pushvalue(L, 2);
+	lua_rawseti(L, -2, 1);
+	lua_pushvalue(L, 3);
+	lua_rawseti(L, -2, 2);
+	lua_rawseti(L, 4, slot);
+	return 0;
+}
+
+static int l_message_callback_remove(lua_State *L)
+{
+	client_check(L, 1);
+	luaL_checkstring(L, 2);
+	lua_settop(L, 2);
+	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
+	int n = (int)lua_rawlen(L, 3);
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, 3, i);
+		lua_rawgeti(L, -1, 1);
+		bool same = lua_rawequal(L, -1, 2);
+		lua_pop(L, 2);
+		if (same) {
+			for (int j = i; j < n; j++) {
+				lua_rawgeti(L, 3, j + 1);
+				lua_rawseti(L, 3, j);
+			}
+			lua_pushnil(L);
+			lua_rawseti(L, 3, n);
+			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- misc settings ---- */
+
+static int l_user_data_set(lua_State *L)
+{
+	client_check(L, 1);
+	lua_settop(L, 2);
+	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
+	return 0;
+}
+
+static int l_user_data_get(lua_State *L)
+{
+	client_check(L, 1);
+	lua_getiuservalue(L, 1, CLIENT_UV_USERDATA);
+	return 1;
+}
+
+/* client:reconnect_delay_set(min_delay=1, max_delay=120) */
+static int l_reconnect_delay_set(lua_State *L)
+{
+	static const char *const names[] = { "min_delay", "max_delay", NULL };
+	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	double lo = luaL_optnumber(L, 2, 1), hi = luaL_optnumber(L, 3, 120);
+	luaL_argcheck(L, lo > 0, 2, "min_delay must be positive");
+	luaL_argcheck(L, hi >= lo, 3, "max_delay must be at least min_delay");
+	c->reconnect_min = lo;
+	c->reconnect_max = hi;
+	return 0;
+}
+
+/* client:max_inflight_messages_set(n) */
+static int l_max_inflight_messages_set(lua_State *L)
+{
+	struct client *c = client_check(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, n >= 0 && n <= 65535, 2, "inflight must be between 0 and 65535");
+	mosquitto_int_option(c->mosq, MOSQ_OPT_SEND_MAXIMUM, n == 0 ? 65535 : (int)n);
+	return 0;
+}
+
+void client_open(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "reinitialise", l_reinitialise },
+		{ "connect", l_connect },
+		{ "connect_async", l_connect_async },
+		{ "reconnect", l_reconnect },
+		{ "disconnect", l_disconnect },
+		{ "is_connected", l_is_connected },
+		{ "last_error", l_last_error },
+		{ "loop", l_loop },
+		{ "loop_forever", l_loop_forever },
+		{ "loop_start", l_loop_start },
+		{ "loop_stop", l_loop_stop },
+		{ "publish", l_publish },
+		{ "subscribe", l_subscribe },
+		{ "unsubscribe", l_unsubscribe },
+		{ "will_set", l_will_set },
+		{ "will_clear", l_will_clear },
+		{ "username_pw_set", l_username_pw_set },
+		{ "tls_set", l_tls_set },
+		{ "tls_insecure_set", l_tls_insecure_set },
+		{ "user_data_set", l_user_data_set },
+		{ "user_data_get", l_user_data_get },
+		{ "message_callback_add", l_message_callback_add },
+		{ "message_callback_remove", l_message_callback_remove },
+		{ "reconnect_delay_set", l_reconnect_delay_set },
+		{ "max_inflight_messages_set", l_max_inflight_messages_set },
+		{ NULL, NULL }
+	};
+	static const luaL_Reg meta[] = {
+		{ "__newindex", l_newindex },
+		{ "__gc", l_gc },
+		{ "__close", l_close },
+		{ "__tostring", l_tostring },
+		{ NULL, NULL }
+	};
+	static const luaL_Reg info_meta[] = {
+		{ "__index", info_index },
+		{ "__tostring", info_tostring },
+		{ NULL, NULL }
+	};
+	if (luaL_newmetatable(L, MQLUA_CLIENT_T)) {
+		luaL_setfuncs(L, meta, 0);
+		luaL_newlib(L, methods);
+		lua_pushcclosure(L, l_index, 1);
+		lua_setfield(L, -2, "__index");
+		lua_pushliteral(L, "Client");
+		lua_setfield(L, -2, "__name");
+	}
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, MQLUA_INFO_T)) {
+		luaL_setfuncs(L, info_meta, 0);
+		lua_pushliteral(L, "MQTTMessageInfo");
+		lua_setfield(L, -2, "__name");
+	}
+	lua_pop(L, 1);
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &weak_key) == LUA_TNIL) {
+		lua_newtable(L);
+		lua_createtable(L, 0, 1);
+		lua_pushliteral(L, "v");
+		lua_setfield(L, -2, "__mode");
+		lua_setmetatable(L, -2);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, &weak_key);
+	}
+	lua_pop(L, 1);
+}

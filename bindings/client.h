@@ -1,0 +1,93 @@
+/*
+ * client.h - the Client type, shared by client.c (the Lua methods) and
+ * client_net.c (the connection's life on the shared loop and the
+ * libmosquitto callbacks that call into Lua).
+ */
+#ifndef MQLUA_CLIENT_H
+#define MQLUA_CLIENT_H
+
+#include <stdbool.h>
+#include <mosquitto.h>
+#include "bindings/mqlua.h"
+#include "runtime/loop.h"
+
+/* Slots of the client userdata's user values. */
+enum {
+	CLIENT_UV_FIELDS = 1,    /* callbacks (on_*) and fields scripts set */
+	CLIENT_UV_USERDATA,      /* the paho userdata value */
+	CLIENT_UV_FILTERS,       /* array of {filter, fn} from message_callback_add */
+	CLIENT_UV_SUBS,          /* filter -> qos the script subscribed to */
+	CLIENT_UV_INFOS,         /* mid -> MQTTMessageInfo waiting for its ack (weak) */
+	CLIENT_UV_TOUCHED,       /* filters subscribed during the running on_connect */
+	CLIENT_UV_SUBGROUPS,     /* packet mid -> group, for a subscribe split by qos */
+	CLIENT_NUV = CLIENT_UV_SUBGROUPS
+};
+
+struct client {
+	struct mosquitto *mosq;     /* NULL once closed */
+	lua_State *L;               /* the main thread */
+	char *client_id;
+	bool clean_session;
+	int protocol;               /* MQTT_PROTOCOL_V31 / V311 / V5 */
+	char *transport;
+
+	char *host;                 /* set by connect() */
+	int port;
+	int keepalive;
+	char *bind_address;
+	char *username;             /* for tostring/introspection; the password stays in libmosquitto */
+	char *tls_keyfile_password;
+	bool tls;
+
+	struct loop_io io;
+	struct loop_timer misc_timer;      /* mosquitto_loop_misc about once a second */
+	struct loop_timer reconnect_timer; /* backoff before mosquitto_reconnect_async */
+	struct loop_hook prepare;          /* refreshes the socket and POLLOUT before poll */
+
+	bool attached;              /* driven by the shared loop */
+	int anchor;                 /* registry ref keeping the userdata alive while attached */
+	bool connect_requested;     /* connect() was called and disconnect() was not */
+	bool connected;             /* CONNACK accepted, not disconnected since */
+	bool ever_connected;
+	bool in_on_connect;         /* resubscription bookkeeping */
+	bool connack_seen;          /* this connection attempt got a CONNACK */
+	bool publishing;            /* inside mosquitto_publish: on_publish may come early */
+	int early_published_mid;
+	int forever_depth;          /* loop_forever() calls running for this client */
+	double reconnect_min, reconnect_max;
+	int reconnect_attempts;
+	int last_rc;                /* last connect/disconnect result code */
+	char last_error[512];       /* words for the last connection failure */
+
+	struct client *next;        /* every live client, for a clean shutdown */
+};
+
+/* client.c */
+struct client *client_check(lua_State *L, int idx);
+/* Pushes the Lua object of c, or nil once it has been collected. */
+void client_push(lua_State *L, struct client *c);
+/* libmosquitto reported mid as sent (QoS 0) or acknowledged. */
+void client_mark_published(lua_State *L, struct client *c, int mid);
+
+/* client_net.c */
+void client_net_init(struct client *c);
+/* Attach to / detach from the shared loop. */
+void client_attach(struct client *c);
+void client_detach(struct client *c);
+/* Watch the current socket of libmosquitto with the right events. */
+void client_sync_io(struct client *c);
+void client_set_callbacks(struct client *c);
+/* Records a failed connect and, when attached, schedules a reconnect. */
+void client_connect_failed(struct client *c, int rc);
+/* Writes words for rc (and errno / the last TLS error) to c->last_error. */
+const char *client_describe_rc(struct client *c, int rc);
+void client_stop_net(struct client *c);
+/* Runs one pass of whatever drives c: the shared loop when attached,
+ * mosquitto_loop() on c alone otherwise. */
+void client_run_once(struct client *c, double timeout);
+/* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
+lua_State *client_callback_L(struct client *c);
+
+extern struct client *client_all;
+
+#endif

@@ -1,0 +1,513 @@
+/*
+ * client_net.c - a client's connection on the shared loop: watching
+ * libmosquitto's socket (re-read after every call, since libmosquitto
+ * replaces it on its own), POLLOUT only while it has something to write,
+ * loop_misc once a second, reconnecting with exponential backoff and jitter,
+ * resubscribing when the broker kept no session, and the libmosquitto
+ * callbacks that call the script's on_* functions through mqlua_pcall.
+ */
+#include "bindings/client.h"
+#include "bindings/rc.h"
+#include "runtime/log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+lua_State *client_callback_L(struct client *c)
+{
+	return mqlua_running_L ? mqlua_running_L : c->L;
+}
+
+/* ---- driving libmosquitto ---- */
+
+void client_sync_io(struct client *c)
+{
+	struct loop *loop = loop_default();
+	if (!c->attached || !c->mosq)
+		return;
+	int fd = mosquitto_socket(c->mosq);
+	if (fd < 0) {
+		loop_io_stop(loop, &c->io);
+		c->io.fd = -1;
+		return;
+	}
+	if (fd != c->io.fd) {
+		loop_io_stop(loop, &c->io);
+		c->io.fd = fd;
+	}
+	short events = POLLIN | (mosquitto_want_write(c->mosq) ? POLLOUT : 0);
+	if (!loop_io_active(&c->io) || c->io.events != events)
+		loop_io_start(loop, &c->io, events);
+}
+
+static void io_cb(struct loop_io *io, short revents)
+{
+	struct client *c = io->data;
+	int fd = io->fd;
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		/* read what has arrived, a bounded number of packets per wakeup */
+		for (int i = 0; i < 64; i++) {
+			errno = 0;
+			int rc = mosquitto_loop_read(c->mosq, 1);
+			if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) != fd)
+				break;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+		}
+	}
+	if ((revents & POLLOUT) && mosquitto_socket(c->mosq) == fd)
+		mosquitto_loop_write(c->mosq, 1);
+	client_sync_io(c);
+}
+
+static void misc_cb(struct loop_timer *t)
+{
+	struct client *c = t->data;
+	mosquitto_loop_misc(c->mosq);
+	client_sync_io(c);
+}
+
+static void prepare_cb(struct loop_hook *h)
+{
+	client_sync_io(h->data);
+}
+
+static void schedule_reconnect(struct client *c)
+{
+	double delay = c->reconnect_min * pow(2.0, c->reconnect_attempts);
+	if (delay > c->reconnect_max)
+		delay = c->reconnect_max;
+	delay *= 0.75 + 0.5 * drand48();   /* jitter, so a fleet does not reconnect in step */
+	if (delay < c->reconnect_min)
+		delay = c->reconnect_min;
+	if (delay > c->reconnect_max)
+		delay = c->reconnect_max;
+	if (c->reconnect_attempts < 30)
+		c->reconnect_attempts++;
+	log_info("client \"%s\": reconnecting to %s:%d in %.1f s", c->client_id, c->host, c->port, delay);
+	loop_timer_start(loop_default(), &c->reconnect_timer, delay, 0);
+}
+
+static void reconnect_cb(struct loop_timer *t)
+{
+	struct client *c = t->data;
+	if (!c->connect_requested || !c->attached)
+		return;
+	c->connack_seen = false;
+	errno = 0;
+	int rc = mosquitto_reconnect_async(c->mosq);
+	if (rc == MOSQ_ERR_SUCCESS)
+		client_sync_io(c);
+	else
+		client_connect_failed(c, rc);
+}
+
+void client_run_once(struct client *c, double timeout)
+{
+	if (c->attached) {
+		loop_run_once(loop_default(), timeout);
+		return;
+	}
+	int rc = mosquitto_loop(c->mosq, (int)(timeout * 1000), 1);
+	if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST)
+		c->connected = false;
+}
+
+void client_net_init(struct client *c)
+{
+	loop_io_init(&c->io, -1, io_cb, c);
+	loop_timer_init(&c->misc_timer, misc_cb, c);
+	c->misc_timer.ref = false;
+	loop_timer_init(&c->reconnect_timer, reconnect_cb, c);
+	loop_hook_init(&c->prepare, prepare_cb, c);
+}
+
+/* Runs at the start of the next iteration, when no code of this client is on the stack. */
+static void release_anchor(void *data)
+{
+	struct client *c = data;
+	if (c->attached || c->anchor == LUA_NOREF)
+		return;
+	int ref = c->anchor;
+	c->anchor = LUA_NOREF;
+	luaL_unref(c->L, LUA_REGISTRYINDEX, ref);   /* c may be collected from here on */
+}
+
+void client_attach(struct client *c)
+{
+	if (c->attached || !c->mosq)
+		return;
+	struct loop *loop = loop_default();
+	c->attached = true;
+	if (c->anchor == LUA_NOREF) {
+		client_push(c->L, c);
+		c->anchor = luaL_ref(c->L, LUA_REGISTRYINDEX);
+	}
+	loop_hook_start(loop, &c->prepare);
+	loop_timer_start(loop, &c->misc_timer, 1.0, 1.0);
+	client_sync_io(c);
+	if (c->connect_requested && !c->connected && mosquitto_socket(c->mosq) < 0 &&
+	    !loop_timer_active(&c->reconnect_timer))
+		loop_timer_start(loop, &c->reconnect_timer, 0, 0);
+}
+
+void client_stop_net(struct client *c)
+{
+	struct loop *loop = loop_default();
+	loop_io_stop(loop, &c->io);
+	loop_timer_stop(loop, &c->misc_timer);
+	loop_timer_stop(loop, &c->reconnect_timer);
+	loop_hook_stop(loop, &c->prepare);
+	c->attached = false;
+}
+
+void client_detach(struct client *c)
+{
+	if (!c->attached)
+		return;
+	client_stop_net(c);
+	if (c->anchor != LUA_NOREF && loop_defer(loop_default(), release_anchor, c) != 0)
+		release_anchor(c);
+}
+
+/* ---- words for failures ---- */
+
+const char *client_describe_rc(struct client *c, int rc)
+{
+	int err = errno;
+	char *b = c->last_error;
+	size_t n = sizeof c->last_error;
+	switch (rc) {
+	case MOSQ_ERR_ERRNO:
+		snprintf(b, n, "%s", err ? strerror(err) : "connection failed");
+		break;
+	case MOSQ_ERR_EAI:
+		snprintf(b, n, "cannot resolve host '%s'", c->host ? c->host : "");
+		break;
+	case MOSQ_ERR_TLS:
+	case MOSQ_ERR_TLS_HANDSHAKE:
+		/* libmosquitto said which check failed in its log: keep that */
+		if (strncmp(b, "TLS error", 9) != 0)
+			snprintf(b, n, "TLS error: handshake failed");
+		break;
+	case MOSQ_ERR_CONN_REFUSED:
+		if (strncmp(b, "Connection Refused", 18) != 0)
+			snprintf(b, n, "%s", rc_error_string(RC_CONN_REFUSED));
+		break;
+	case MOSQ_ERR_KEEPALIVE:
+		snprintf(b, n, "no answer from the broker within the keepalive interval (%d s)", c->keepalive);
+		break;
+	case MOSQ_ERR_CONN_LOST:
+		snprintf(b, n, "connection lost%s%s", err && err != EAGAIN ? ": " : "",
+		         err && err != EAGAIN ? strerror(err) : "");
+		break;
+	default:
+		snprintf(b, n, "%s", mosquitto_strerror(rc));
+	}
+	return b;
+}
+
+/* ---- calling the script ---- */
+
+/* Pushes fn, client, userdata for callback `name` and returns true; pushes
+ * nothing and returns false when the callback is not set. */
+static bool push_callback(lua_State *L, struct client *c, const char *name)
+{
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return false;
+	}
+	lua_getiuservalue(L, -1, CLIENT_UV_FIELDS);
+	if (lua_getfield(L, -1, name) == LUA_TNIL) {
+		lua_pop(L, 3);
+		return false;
+	}
+	lua_replace(L, -2);                          /* ud fn */
+	lua_insert(L, -2);                           /* fn ud */
+	lua_getiuservalue(L, -1, CLIENT_UV_USERDATA); /* fn ud userdata */
+	return true;
+}
+
+static void call_simple(struct client *c, const char *name)
+{
+	lua_State *L = client_callback_L(c);
+	if (push_callback(L, c, name))
+		mqlua_pcall(L, 2, 0, name);
+}
+
+void client_connect_failed(struct client *c, int rc)
+{
+	client_describe_rc(c, rc);
+	bool retry = c->attached && c->connect_requested;
+	log_warn("client \"%s\": cannot connect to %s:%d: %s", c->client_id, c->host ? c->host : "?",
+	         c->port, c->last_error);
+	c->last_rc = rc_from_mosq(rc);
+	if (retry) {
+		call_simple(c, "on_connect_fail");
+		if (c->connect_requested && c->attached)
+			schedule_reconnect(c);
+	}
+}
+
+static void resubscribe(lua_State *L, struct client *c, int ud)
+{
+	lua_getiuservalue(L, ud, CLIENT_UV_SUBS);
+	lua_getiuservalue(L, ud, CLIENT_UV_TOUCHED);
+	int subs = lua_gettop(L) - 1, touched = subs + 1, count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, subs)) {
+		lua_pushvalue(L, -2);
+		bool again = lua_rawget(L, touched) != LUA_TNIL;
+		lua_pop(L, 1);
+		if (!again && mosquitto_subscribe(c->mosq, NULL, lua_tostring(L, -2), (int)lua_tointeger(L, -1)) == MOSQ_ERR_SUCCESS)
+			count++;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	if (count)
+		log_info("client \"%s\": the broker kept no session, subscribed again to %d filter%s",
+		         c->client_id, count, count == 1 ? "" : "s");
+}
+
+static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)props;
+	c->connack_seen = true;
+	if (rc == 0) {
+		c->connected = true;
+		c->ever_connected = true;
+		c->reconnect_attempts = 0;
+		c->last_error[0] = 0;
+		log_debug("client \"%s\": connected to %s:%d", c->client_id, c->host, c->port);
+	} else {
+		snprintf(c->last_error, sizeof c->last_error, "%s", c->protocol == MQTT_PROTOCOL_V5
+		         ? mosquitto_reason_string(rc) : rc_connack_string(rc));
+		log_warn("client \"%s\": %s:%d refused the connection: %s", c->client_id, c->host, c->port, c->last_error);
+	}
+	int top = lua_gettop(L);
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_settop(L, top);
+		return;
+	}
+	int ud = top + 1;
+	lua_newtable(L);
+	lua_setiuservalue(L, ud, CLIENT_UV_TOUCHED);
+	if (push_callback(L, c, "on_connect")) {
+		lua_createtable(L, 0, 2);
+		lua_pushboolean(L, flags & 1);
+		lua_setfield(L, -2, "session_present");
+		lua_pushinteger(L, flags & 1);
+		lua_setfield(L, -2, "session present");
+		lua_pushinteger(L, rc);
+		c->in_on_connect = true;
+		mqlua_pcall(L, 4, 0, "on_connect");
+		c->in_on_connect = false;
+	}
+	if (rc == 0 && c->connected && !(flags & 1))
+		resubscribe(L, c, ud);
+	lua_settop(L, top);
+}
+
+static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)props;
+	c->connected = false;
+	if (!c->connect_requested || rc == MOSQ_ERR_SUCCESS) {
+		log_debug("client \"%s\": disconnected", c->client_id);
+		c->connect_requested = false;
+		if (push_callback(L, c, "on_disconnect")) {
+			lua_pushinteger(L, 0);
+			mqlua_pcall(L, 3, 0, "on_disconnect");
+		}
+		client_detach(c);
+		return;
+	}
+	if (!c->connack_seen) {
+		/* the attempt failed before the broker answered */
+		client_connect_failed(c, rc);
+		return;
+	}
+	client_describe_rc(c, rc);
+	c->last_rc = rc_from_mosq(rc);
+	log_warn("client \"%s\": disconnected from %s:%d: %s", c->client_id, c->host, c->port, c->last_error);
+	if (push_callback(L, c, "on_disconnect")) {
+		lua_pushinteger(L, rc_from_mosq(rc));
+		mqlua_pcall(L, 3, 0, "on_disconnect");
+	}
+	if (c->attached && c->connect_requested)
+		schedule_reconnect(c);
+}
+
+static void on_publish_cb(struct mosquitto *mosq, void *obj, int mid, int reason, const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)reason; (void)props;
+	client_mark_published(L, c, mid);
+	if (push_callback(L, c, "on_publish")) {
+		lua_pushinteger(L, mid);
+		mqlua_pcall(L, 3, 0, "on_publish");
+	}
+}
+
+static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
+                          const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)props;
+	int top = lua_gettop(L);
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_settop(L, top);
+		return;
+	}
+	int ud = top + 1;
+	lua_getiuservalue(L, ud, CLIENT_UV_USERDATA);
+	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false);
+	int userdata = top + 2, msg = top + 3;
+	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
+	int filters = top + 4;
+	int n = (int)lua_rawlen(L, filters);
+	bool matched = false;
+	size_t tlen = strlen(m->topic);
+	for (int i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, filters, i) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_rawgeti(L, -1, 1);
+		size_t flen;
+		const char *f = lua_tolstring(L, -1, &flen);
+		if (f && topic_matches(f, flen, m->topic, tlen)) {
+			matched = true;
+			lua_rawgeti(L, -2, 2);
+			lua_pushvalue(L, ud);
+			lua_pushvalue(L, userdata);
+			lua_pushvalue(L, msg);
+			mqlua_pcall(L, 3, 0, "message callback");
+		}
+		lua_pop(L, 2);
+	}
+	if (!matched) {
+		lua_getiuservalue(L, ud, CLIENT_UV_FIELDS);
+		if (lua_getfield(L, -1, "on_message") != LUA_TNIL) {
+			lua_pushvalue(L, ud);
+			lua_pushvalue(L, userdata);
+			lua_pushvalue(L, msg);
+			mqlua_pcall(L, 3, 0, "on_message");
+		}
+	}
+	lua_settop(L, top);
+}
+
+static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted,
+                            const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)props;
+	int top = lua_gettop(L);
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_settop(L, top);
+		return;
+	}
+	int ud = top + 1;
+	/* a subscribe() split by qos reports once, when its last part is acknowledged */
+	lua_getiuservalue(L, ud, CLIENT_UV_SUBGROUPS);
+	int groups = top + 2;
+	int script_mid = mid;
+	if (lua_rawgeti(L, groups, mid) == LUA_TTABLE) {
+		int part = lua_gettop(L);
+		lua_pushnil(L);
+		lua_rawseti(L, groups, mid);
+		lua_getfield(L, part, "group");
+		int group = lua_gettop(L);
+		lua_getfield(L, group, "granted");
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, group, "granted");
+		}
+		for (int i = 0; i < count; i++) {
+			lua_pushinteger(L, granted[i]);
+			lua_rawgeti(L, part, i + 1);
+			lua_pushvalue(L, -2);
+			lua_rawset(L, -4);
+			lua_pop(L, 1);
+		}
+		lua_getfield(L, group, "pending");
+		lua_Integer pending = lua_tointeger(L, -1) - 1;
+		lua_pop(L, 1);
+		lua_pushinteger(L, pending);
+		lua_setfield(L, group, "pending");
+		lua_getfield(L, group, "mid");
+		script_mid = (int)lua_tointeger(L, -1);
+		if (pending > 0) {
+			lua_settop(L, top);
+			return;
+		}
+		lua_pop(L, 1);                 /* granted stays on top */
+	} else {
+		lua_pop(L, 1);
+		lua_createtable(L, count, 0);
+		for (int i = 0; i < count; i++) {
+			lua_pushinteger(L, granted[i]);
+			lua_rawseti(L, -2, i + 1);
+		}
+	}
+	int granted_idx = lua_gettop(L);
+	if (push_callback(L, c, "on_subscribe")) {
+		lua_pushinteger(L, script_mid);
+		lua_pushvalue(L, granted_idx);
+		mqlua_pcall(L, 4, 0, "on_subscribe");
+	}
+	lua_settop(L, top);
+}
+
+static void on_unsubscribe_cb(struct mosquitto *mosq, void *obj, int mid, const mosquitto_property *props)
+{
+	struct client *c = obj;
+	lua_State *L = client_callback_L(c);
+	(void)mosq; (void)props;
+	if (push_callback(L, c, "on_unsubscribe")) {
+		lua_pushinteger(L, mid);
+		mqlua_pcall(L, 3, 0, "on_unsubscribe");
+	}
+}
+
+static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+	struct client *c = obj;
+	(void)mosq;
+	if (level == MOSQ_LOG_ERR && (strstr(str, "OpenSSL") || strstr(str, "TLS") || strstr(str, "SSL")))
+		snprintf(c->last_error, sizeof c->last_error, "TLS error: %s", str);
+	log_debug("client \"%s\": libmosquitto: %s", c->client_id, str);
+	lua_State *L = client_callback_L(c);
+	if (push_callback(L, c, "on_log")) {
+		lua_pushinteger(L, level);
+		lua_pushstring(L, str);
+		mqlua_pcall(L, 4, 0, "on_log");
+	}
+}
+
+void client_set_callbacks(struct client *c)
+{
+	mosquitto_connect_v5_callback_set(c->mosq, on_connect_cb);
+	mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect_cb);
+	mosquitto_publish_v5_callback_set(c->mosq, on_publish_cb);
+	mosquitto_message_v5_callback_set(c->mosq, on_message_cb);
+	mosquitto_subscribe_v5_callback_set(c->mosq, on_subscribe_cb);
+	mosquitto_unsubscribe_v5_callback_set(c->mosq, on_unsubscribe_cb);
+	mosquitto_log_callback_set(c->mosq, on_log_cb);
+}

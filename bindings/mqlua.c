@@ -1,0 +1,251 @@
+/*
+ * mqlua.c - luaopen_mqlua: the module table (Client, paho's constants and
+ * helper functions, the loop functions for scripts), and the plumbing every
+ * binding file shares: the protected-call path, keyword-table arguments,
+ * the default broker.
+ */
+#include "bindings/mqlua.h"
+#include "bindings/rc.h"
+#include "runtime/log.h"
+#include "runtime/loop.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto.h>
+
+unsigned long mqlua_callback_errors;
+bool mqlua_autoattach;
+lua_State *mqlua_running_L;
+struct mqlua_default_broker mqlua_default_broker;
+
+int mqlua_traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (msg == NULL) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
+{
+	int base = lua_gettop(L) - nargs;
+	lua_pushcfunction(L, mqlua_traceback);
+	lua_insert(L, base);
+	int status = lua_pcall(L, nargs, nresults, base);
+	lua_remove(L, base);
+	if (status == LUA_OK)
+		return status;
+	if (status == LUA_ERRMEM) {
+		log_error("out of memory in %s", what);
+		abort();
+	}
+	mqlua_callback_errors++;
+	log_error("error in %s: %s", what, lua_tostring(L, -1));
+	lua_pop(L, 1);
+	return status;
+}
+
+void mqlua_named_args(lua_State *L, int first, const char *const names[])
+{
+	if (lua_gettop(L) != first || !lua_istable(L, first) || lua_getmetatable(L, first))
+		return;  /* not a plain table, or not alone: positional form */
+	bool named = false;
+	for (int i = 0; names[i] && !named; i++) {
+		named = lua_getfield(L, first, names[i]) != LUA_TNIL;
+		lua_pop(L, 1);
+	}
+	if (!named)
+		return;
+	/* a key that is not a parameter is a typo the user wants to hear about */
+	lua_pushnil(L);
+	while (lua_next(L, first)) {
+		lua_pop(L, 1);
+		bool known = false;
+		if (lua_type(L, -1) == LUA_TSTRING)
+			for (int i = 0; names[i] && !known; i++)
+				known = strcmp(lua_tostring(L, -1), names[i]) == 0;
+		if (!known)
+			luaL_error(L, "unknown argument '%s'", luaL_tolstring(L, -1, NULL));
+	}
+	int n = 0;
+	for (int i = 0; names[i]; i++, n++)
+		lua_getfield(L, first, names[i]);
+	lua_remove(L, first);
+	(void)n;
+}
+
+bool mqlua_optboolean(lua_State *L, int arg, bool def, const char *name)
+{
+	if (lua_isnoneornil(L, arg))
+		return def;
+	if (!lua_isboolean(L, arg))
+		luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a boolean, got %s", name, luaL_typename(L, arg)));
+	return lua_toboolean(L, arg);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void mqlua_set_default_broker(const char *host, int port, const char *username,
+                              const char *password, bool tls)
+{
+	struct mqlua_default_broker *d = &mqlua_default_broker;
+	free(d->host);
+	free(d->username);
+	if (d->password)
+		memset(d->password, 0, strlen(d->password));
+	free(d->password);
+	d->host = dup_or_null(host);
+	d->port = port;
+	d->username = dup_or_null(username);
+	d->password = dup_or_null(password);
+	d->tls = tls;
+}
+
+bool mqlua_wait(bool (*done)(void *ud), void *ud, double timeout)
+{
+	struct loop *loop = loop_default();
+	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
+	while (!done(ud)) {
+		double left = deadline < 0 ? 1.0 : deadline - loop_now();
+		if (left <= 0)
+			return false;
+		loop_run_once(loop, left > 1.0 ? 1.0 : left);
+	}
+	return true;
+}
+
+/* ---- module functions ---- */
+
+static bool never(void *ud) { (void)ud; return false; }
+
+/* mqlua.sleep(seconds): outside a task, runs the shared loop for that long. */
+static int l_sleep(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	luaL_argcheck(L, s >= 0, 1, "seconds must not be negative");
+	MQLUA_ENTER(L);
+	mqlua_wait(never, NULL, s);
+	MQLUA_LEAVE();
+	return 0;
+}
+
+struct wait_pred { lua_State *L; int idx; bool error; };
+
+static bool pred_true(void *ud)
+{
+	struct wait_pred *w = ud;
+	lua_pushvalue(w->L, w->idx);
+	if (mqlua_pcall(w->L, 0, 1, "wait_until predicate") != LUA_OK) {
+		w->error = true;
+		return true;
+	}
+	bool ok = lua_toboolean(w->L, -1);
+	lua_pop(w->L, 1);
+	return ok;
+}
+
+/* mqlua.wait_until(pred[, timeout]) -> true | nil, "timeout" */
+static int l_wait_until(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	double timeout = luaL_optnumber(L, 2, -1);
+	struct wait_pred w = { L, 1, false };
+	MQLUA_ENTER(L);
+	bool ok = mqlua_wait(pred_true, &w, timeout);
+	MQLUA_LEAVE();
+	if (w.error)
+		return luaL_error(L, "wait_until: the predicate raised an error (logged above)");
+	if (ok) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushliteral(L, "timeout");
+	return 2;
+}
+
+/* mqlua.run(): runs the shared loop while anything keeps it alive. */
+static int l_run(lua_State *L)
+{
+	MQLUA_ENTER(L);
+	loop_run(loop_default());
+	MQLUA_LEAVE();
+	return 0;
+}
+
+static int l_time(lua_State *L)
+{
+	lua_pushnumber(L, loop_now());
+	return 1;
+}
+
+static int l_connack_string(lua_State *L)
+{
+	lua_pushstring(L, rc_connack_string((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static int l_error_string(lua_State *L)
+{
+	lua_pushstring(L, rc_error_string((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static const struct { const char *name; int value; } constants[] = {
+	{ "MQTTv31", MQTT_PROTOCOL_V31 }, { "MQTTv311", MQTT_PROTOCOL_V311 }, { "MQTTv5", MQTT_PROTOCOL_V5 },
+	{ "MQTT_ERR_AGAIN", -1 }, { "MQTT_ERR_SUCCESS", 0 }, { "MQTT_ERR_NOMEM", 1 },
+	{ "MQTT_ERR_PROTOCOL", 2 }, { "MQTT_ERR_INVAL", 3 }, { "MQTT_ERR_NO_CONN", 4 },
+	{ "MQTT_ERR_CONN_REFUSED", 5 }, { "MQTT_ERR_NOT_FOUND", 6 }, { "MQTT_ERR_CONN_LOST", 7 },
+	{ "MQTT_ERR_TLS", 8 }, { "MQTT_ERR_PAYLOAD_SIZE", 9 }, { "MQTT_ERR_NOT_SUPPORTED", 10 },
+	{ "MQTT_ERR_AUTH", 11 }, { "MQTT_ERR_ACL_DENIED", 12 }, { "MQTT_ERR_UNKNOWN", 13 },
+	{ "MQTT_ERR_ERRNO", 14 }, { "MQTT_ERR_QUEUE_SIZE", 15 }, { "MQTT_ERR_KEEPALIVE", 16 },
+	{ "CONNACK_ACCEPTED", 0 }, { "CONNACK_REFUSED_PROTOCOL_VERSION", 1 },
+	{ "CONNACK_REFUSED_IDENTIFIER_REJECTED", 2 }, { "CONNACK_REFUSED_SERVER_UNAVAILABLE", 3 },
+	{ "CONNACK_REFUSED_BAD_USERNAME_PASSWORD", 4 }, { "CONNACK_REFUSED_NOT_AUTHORIZED", 5 },
+	{ "MQTT_LOG_INFO", MOSQ_LOG_INFO }, { "MQTT_LOG_NOTICE", MOSQ_LOG_NOTICE },
+	{ "MQTT_LOG_WARNING", MOSQ_LOG_WARNING }, { "MQTT_LOG_ERR", MOSQ_LOG_ERR },
+	{ "MQTT_LOG_DEBUG", MOSQ_LOG_DEBUG },
+	{ "MQTT_CLEAN_START_FIRST_ONLY", 3 },
+	{ "CERT_NONE", 0 }, { "CERT_OPTIONAL", 1 }, { "CERT_REQUIRED", 2 },
+	{ NULL, 0 }
+};
+
+static const luaL_Reg module_fns[] = {
+	{ "Client", client_new },
+	{ "connack_string", l_connack_string },
+	{ "error_string", l_error_string },
+	{ "sleep", l_sleep },
+	{ "wait_until", l_wait_until },
+	{ "run", l_run },
+	{ "time", l_time },
+	{ NULL, NULL }
+};
+
+int luaopen_mqlua(lua_State *L)
+{
+	static bool lib_init;
+	if (!lib_init) {
+		mosquitto_lib_init();
+		lib_init = true;
+	}
+	client_open(L);
+	message_open(L);
+	luaL_newlib(L, module_fns);
+	topic_open(L);
+	for (int i = 0; constants[i].name; i++) {
+		lua_pushinteger(L, constants[i].value);
+		lua_setfield(L, -2, constants[i].name);
+	}
+	lua_pushliteral(L, MQLUA_VERSION);
+	lua_setfield(L, -2, "VERSION");
+	broker_open(L);
+	lua_setfield(L, -2, "broker");
+	return 1;
+}

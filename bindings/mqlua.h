@@ -1,0 +1,83 @@
+/*
+ * mqlua.h - what the binding files share: type names, the protected-call
+ * path every callback into Lua goes through, argument helpers, the default
+ * broker, and the entry points of each Lua type.
+ */
+#ifndef MQLUA_BINDINGS_H
+#define MQLUA_BINDINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#define MQLUA_VERSION "0.1.0"
+
+#define MQLUA_CLIENT_T  "mqlua.Client"
+#define MQLUA_MESSAGE_T "mqlua.MQTTMessage"
+#define MQLUA_INFO_T    "mqlua.MQTTMessageInfo"
+#define MQLUA_BROKER_T  "mqlua.Broker"
+
+/* Calls the function below nargs arguments on the stack in protected mode
+ * with a traceback. On error, logs "error in <what>: <message>" with the
+ * traceback, counts it in mqlua_callback_errors and leaves nothing on the
+ * stack; out-of-memory is fatal. Returns the lua_pcall status. */
+int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what);
+extern unsigned long mqlua_callback_errors;
+/* A message handler for lua_pcall that appends a traceback. */
+int mqlua_traceback(lua_State *L);
+
+/* If the only argument at index `first` is a table holding at least one of
+ * `names` as a key, replaces it on the stack by those fields in order (nil
+ * where absent), so every method accepts paho's keyword form as a table. */
+void mqlua_named_args(lua_State *L, int first, const char *const names[]);
+/* Optional boolean argument: nil/none gives def, a non-boolean raises. */
+bool mqlua_optboolean(lua_State *L, int arg, bool def, const char *name);
+
+/* Where client:connect() goes when it is given no host (--broker, or an
+ * embedded broker). Strings are owned by the bindings. */
+struct mqlua_default_broker {
+	char *host;
+	int port;
+	char *username;
+	char *password;
+	bool tls;
+};
+extern struct mqlua_default_broker mqlua_default_broker;
+void mqlua_set_default_broker(const char *host, int port, const char *username,
+                              const char *password, bool tls);
+
+/* Set by the runtime: clients attach themselves to the shared loop when they
+ * connect, so a script needs no loop_forever(). False under plain lua5.4. */
+extern bool mqlua_autoattach;
+
+/* Per type entry points (one file each). */
+void client_open(lua_State *L);          /* metatables; pushes nothing */
+int client_new(lua_State *L);            /* mqtt.Client(...) */
+void client_disconnect_all(void);        /* clean shutdown of every client */
+void message_open(lua_State *L);
+void message_push(lua_State *L, int mid, const char *topic, const void *payload,
+                  size_t payloadlen, int qos, bool retain, bool dup);
+void broker_open(lua_State *L);          /* pushes the mqlua.broker table */
+void topic_open(lua_State *L);           /* sets topic functions in the table on top */
+
+/* Topic names and filters (topic.c, no Lua needed). The validators return
+ * NULL when valid, else a phrase saying what is wrong. */
+const char *topic_check_name(const char *topic, size_t len);
+const char *topic_check_filter(const char *filter, size_t len);
+bool topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
+
+/* The Lua thread that is running the C function which entered libmosquitto
+ * or the loop; callbacks must run on it (NULL: the main thread). Set it with
+ * MQLUA_ENTER/MQLUA_LEAVE around calls that may run callbacks, and raise no
+ * Lua error in between. */
+extern lua_State *mqlua_running_L;
+#define MQLUA_ENTER(L) lua_State *mqlua_saved_L_ = mqlua_running_L; mqlua_running_L = (L)
+#define MQLUA_LEAVE() (mqlua_running_L = mqlua_saved_L_)
+
+/* Runs the shared loop (one iteration at most `timeout` seconds) until
+ * done(ud) is true or `timeout` total seconds passed (negative: no limit).
+ * Returns true when done. */
+bool mqlua_wait(bool (*done)(void *ud), void *ud, double timeout);
+
+#endif

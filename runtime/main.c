@@ -1,0 +1,239 @@
+/*
+ * main.c - the mqlua command: options, the global `arg` table, the broker
+ * to use (--broker URL or an embedded one), the script's main chunk, then
+ * the shared loop until nothing keeps it alive. SIGINT/SIGTERM disconnect
+ * every client cleanly (so no will is published) and exit 0; a second
+ * SIGINT exits at once.
+ */
+#include "bindings/mqlua.h"
+#include "runtime/broker.h"
+#include "runtime/log.h"
+#include "runtime/loop.h"
+#include "runtime/script.h"
+#include "runtime/url.h"
+
+#include <lauxlib.h>
+#include <mosquitto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+	"usage: mqlua [options] [script [args]]\n"
+	"\n"
+	"Runs a Lua script with the mqlua MQTT library (local mqtt = require \"mqlua\").\n"
+	"The event loop keeps running after the script's main chunk while a client is\n"
+	"connected, a timer is armed or a task waits; then mqlua exits 0.\n"
+	"\n"
+	"options:\n"
+	"  -e CODE              run CODE (before the script)\n"
+	"  -l NAME              require library NAME into global NAME\n"
+	"  -b, --broker URL     default broker for client:connect() without a host:\n"
+	"                       mqtt://[user[:password]@]host[:port], mqtts://... (TLS),\n"
+	"                       or 'embedded' to start a private mosquitto on 127.0.0.1\n"
+	"  -v, --verbose        debug logging, including libmosquitto's own log\n"
+	"  -q, --quiet          log errors only\n"
+	"      --version        print the version and exit\n"
+	"  -h, --help           print this help and exit\n"
+	"  --                   stop handling options\n"
+	"  -                    read the script from standard input\n"
+	"\n"
+	"Script errors print file:line: message and a traceback, and exit 1.\n"
+	"Example: mqlua --broker embedded scripts/examples/broker-version.lua\n";
+
+static lua_State *globalL;
+static struct broker embedded;
+static volatile sig_atomic_t interrupts;
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "mqlua: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'mqlua --help' for more information.\n");
+	exit(2);
+}
+
+/* Disconnects every client and exits 0. Runs on the loop, or from the Lua
+ * hook when a SIGINT interrupts a running script. */
+static void shutdown_cleanly(int signo)
+{
+	log_info("%s: disconnecting and exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	client_disconnect_all();
+	fflush(stdout);
+	exit(0);
+}
+
+static void signal_cb(int signo, void *data)
+{
+	(void)data;
+	shutdown_cleanly(signo);
+}
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	shutdown_cleanly(SIGINT);
+}
+
+/* Async-signal context: a second SIGINT ends the process at once; the first
+ * one also stops Lua code that never returns to the loop. */
+static void on_signal_async(int signo)
+{
+	if (signo != SIGINT && signo != SIGTERM)
+		return;
+	if (++interrupts > 1)
+		_exit(130);
+	if (globalL)
+		lua_sethook(globalL, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void use_broker(const char *spec)
+{
+	if (strcmp(spec, "embedded") == 0) {
+		struct broker_opts o = { .allow_anonymous = true, .show_log = log_threshold >= LOG_LEVEL_DEBUG };
+		char err[1024];
+		if (broker_start(&embedded, &o, err, sizeof err) != 0) {
+			fprintf(stderr, "mqlua: %s\n", err);
+			exit(1);
+		}
+		log_info("embedded broker listening on mqtt://%s:%d", embedded.host, embedded.port);
+		mqlua_set_default_broker(embedded.host, embedded.port, NULL, NULL, false);
+		return;
+	}
+	struct broker_url u;
+	char err[512];
+	if (url_parse(spec, &u, err, sizeof err) != 0)
+		usage_error("--broker: %s", err);
+	log_debug("default broker %s://%s%s%s:%d", u.tls ? "mqtts" : "mqtt", u.has_username ? u.username : "",
+	          u.has_username ? "@" : "", u.host, u.port);
+	mqlua_set_default_broker(u.host, u.port, u.has_username ? u.username : NULL,
+	                         u.has_password ? u.password : NULL, u.tls);
+	memset(&u, 0, sizeof u);
+}
+
+/* Builds the global `arg` like lua.c: arg[0] is the script, arguments after
+ * it are 1..n, everything before it negative. Pushes the script arguments
+ * and returns how many. */
+static int create_arg_table(lua_State *L, char **argv, int argc, int script)
+{
+	int narg = argc - (script + 1);
+	lua_createtable(L, narg, script + 1);
+	for (int i = 0; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i - script);
+	}
+	lua_setglobal(L, "arg");
+	luaL_checkstack(L, narg + 3, "too many arguments to script");
+	for (int i = script + 1; i < argc; i++)
+		lua_pushstring(L, argv[i]);
+	return narg;
+}
+
+int main(int argc, char **argv)
+{
+	const char *broker_spec = getenv("MQLUA_BROKER");
+	int script = 0;
+	bool has_e = false;
+
+	/* first pass: options that change the environment, and where the script is */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			if (i + 1 < argc)
+				script = i + 1;
+			break;
+		}
+		if (a[0] != '-' || strcmp(a, "-") == 0) {
+			script = i;
+			break;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			int maj, min, rev;
+			mosquitto_lib_version(&maj, &min, &rev);
+			printf("mqlua %s (%s, libmosquitto %d.%d.%d)\n", MQLUA_VERSION, LUA_RELEASE, maj, min, rev);
+			return 0;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			log_threshold = LOG_LEVEL_DEBUG;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			log_threshold = LOG_LEVEL_ERROR;
+		} else if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0) {
+			if (++i == argc)
+				usage_error("'%s' needs a URL or 'embedded'", a);
+			broker_spec = argv[i];
+		} else if (strncmp(a, "--broker=", 9) == 0) {
+			broker_spec = a + 9;
+		} else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
+			if (++i == argc)
+				usage_error("'%s' needs an argument", a);
+			has_e |= a[1] == 'e';
+		} else if ((a[1] == 'e' || a[1] == 'l') && a[2]) {
+			has_e |= a[1] == 'e';
+		} else {
+			usage_error("unrecognized option '%s'", a);
+		}
+	}
+
+	lua_State *L = script_new_state(argv[0]);
+	if (!L) {
+		fprintf(stderr, "mqlua: cannot create the Lua state: not enough memory\n");
+		return 1;
+	}
+	globalL = L;
+	mqlua_autoattach = true;
+	srand48(getpid() ^ (long)loop_now_ns());
+
+	struct loop *loop = loop_default();
+	loop_signal_hook = on_signal_async;
+	loop_signal(loop, SIGINT, signal_cb, NULL);
+	loop_signal(loop, SIGTERM, signal_cb, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (broker_spec && *broker_spec)
+		use_broker(broker_spec);
+
+	/* second pass: -e and -l in order, as lua does */
+	int end = script ? script : argc;
+	for (int i = 1; i < end; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0) {
+			i++;
+			continue;
+		}
+		if (a[0] != '-' || (a[1] != 'e' && a[1] != 'l'))
+			continue;
+		const char *val = a[2] ? a + 2 : argv[++i];
+		int status = a[1] == 'e' ? script_run_string(L, val, "=(command line)") : script_require(L, val);
+		if (status != LUA_OK) {
+			lua_close(L);
+			return 1;
+		}
+	}
+
+	if (script) {
+		int narg = create_arg_table(L, argv, argc, script);
+		if (script_run_file(L, argv[script], narg) != LUA_OK)
+			return 1;   /* no lua_close: the error said all, clients vanish with the process */
+	} else if (!has_e) {
+		if (isatty(STDIN_FILENO)) {
+			fputs("mqlua: no script given, and the interactive prompt is not available yet.\n"
+			      "Try 'mqlua --help'.\n", stderr);
+			lua_close(L);
+			return 2;
+		}
+		create_arg_table(L, argv, argc, 0);
+		if (script_run_file(L, NULL, 0) != LUA_OK)
+			return 1;
+	}
+
+	loop_run(loop);
+	lua_close(L);
+	globalL = NULL;
+	broker_stop(&embedded);
+	return 0;
+}
