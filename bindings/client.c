@@ -283,6 +283,12 @@ static int l_newindex(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
+	if (k && strcmp(k, "on_log") == 0) {
+		struct client *c = lua_touserdata(L, 1);
+		c->has_on_log = !lua_isnil(L, 3);
+		if (c->mosq)
+			client_update_log(c);
+	}
 	return 0;
 }
 
@@ -318,7 +324,9 @@ static void connect_args(lua_State *L, struct client *c)
 	lua_Integer port = luaL_optinteger(L, 3, default_port);
 	luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
 	lua_Integer keepalive = luaL_optinteger(L, 4, 60);
-	luaL_argcheck(L, keepalive >= 0 && keepalive <= 65535, 4, "keepalive must be between 0 and 65535");
+	/* libmosquitto refuses 1..4 with a bare MOSQ_ERR_INVAL: say so here */
+	luaL_argcheck(L, keepalive == 0 || (keepalive >= 5 && keepalive <= 65535), 4,
+	              "keepalive must be 0 (off) or between 5 and 65535");
 	const char *bind = luaL_optstring(L, 5, "");
 	lua_Integer bind_port = luaL_optinteger(L, 6, 0);
 	luaL_argcheck(L, bind_port == 0, 6, "bind_port is not supported by libmosquitto (leave it 0)");
@@ -387,10 +395,13 @@ static int l_reconnect(lua_State *L)
 	MQLUA_ENTER(L);
 	errno = 0;
 	int rc = mosquitto_reconnect(c->mosq);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (rc == MOSQ_ERR_SUCCESS) {
+		if (mqlua_autoattach)
+			client_attach(c);   /* disconnect() detached it: attach again, as connect() does */
 		client_sync_io(c);
-	else
+	} else {
 		client_connect_failed(c, rc);
+	}
 	MQLUA_LEAVE();
 	return push_rc(L, c, rc);
 }
@@ -527,7 +538,7 @@ static const char *check_payload_arg(lua_State *L, int idx, size_t *len)
 	(void)p;
 }
 
-static int check_qos_arg(lua_State *L, int idx, int def)
+int client_check_qos(lua_State *L, int idx, int def)
 {
 	if (lua_isnoneornil(L, idx))
 		return def;
@@ -536,26 +547,6 @@ static int check_qos_arg(lua_State *L, int idx, int def)
 	if (!isnum || q < 0 || q > 2)
 		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got %s", luaL_tolstring(L, idx, NULL)));
 	return (int)q;
-}
-
-struct info {
-	int rc;
-	int mid;
-	int qos;
-	bool published;
-};
-
-static int push_info(lua_State *L, int client_idx, int rc, int mid, int qos, bool published)
-{
-	struct info *i = lua_newuserdatauv(L, sizeof *i, 1);
-	i->rc = rc;
-	i->mid = mid;
-	i->qos = qos;
-	i->published = published;
-	luaL_setmetatable(L, MQLUA_INFO_T);
-	lua_pushvalue(L, client_idx);
-	lua_setiuservalue(L, -2, 1);
-	return 1;
 }
 
 /* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
@@ -568,7 +559,7 @@ static int l_publish(lua_State *L)
 	size_t tlen, plen;
 	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
 	const char *payload = check_payload_arg(L, 3, &plen);
-	int qos = check_qos_arg(L, 4, 0);
+	int qos = client_check_qos(L, 4, 0);
 	bool retain = mqlua_optboolean(L, 5, false, "retain");
 	int mid = 0;
 	c->publishing = true;
@@ -579,103 +570,13 @@ static int l_publish(lua_State *L)
 	MQLUA_LEAVE();
 	c->publishing = false;
 	bool published = rc == MOSQ_ERR_SUCCESS && c->early_published_mid == mid && mid != 0;
-	push_info(L, 1, rc_from_mosq(rc), mid, qos, published);
+	info_push(L, 1, rc_from_mosq(rc), mid, qos, published);
 	if (!published && (rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0))) {
 		lua_getiuservalue(L, 1, CLIENT_UV_INFOS);
 		lua_pushvalue(L, -2);
 		lua_rawseti(L, -2, mid);
 		lua_pop(L, 1);
 	}
-	return 1;
-}
-
-/* Called by client_net.c when libmosquitto reports mid as published. */
-void client_mark_published(lua_State *L, struct client *c, int mid)
-{
-	if (c->publishing) {
-		c->early_published_mid = mid;
-		return;
-	}
-	client_push(L, c);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return;
-	}
-	lua_getiuservalue(L, -1, CLIENT_UV_INFOS);
-	if (lua_rawgeti(L, -1, mid) == LUA_TUSERDATA) {
-		struct info *i = lua_touserdata(L, -1);
-		i->published = true;
-		lua_pushnil(L);
-		lua_rawseti(L, -3, mid);
-	}
-	lua_pop(L, 3);
-}
-
-static struct info *check_info(lua_State *L)
-{
-	return luaL_checkudata(L, 1, MQLUA_INFO_T);
-}
-
-static int info_is_published(lua_State *L)
-{
-	lua_pushboolean(L, check_info(L)->published);
-	return 1;
-}
-
-struct info_wait { struct info *info; struct client *c; };
-
-static bool info_done(void *ud)
-{
-	struct info_wait *w = ud;
-	return w->info->published || !w->c->mosq;
-}
-
-/* info:wait_for_publish(timeout=nil) -> true when published, false on timeout */
-static int info_wait_for_publish(lua_State *L)
-{
-	struct info *i = check_info(L);
-	double timeout = luaL_optnumber(L, 2, -1);
-	if (i->rc == RC_QUEUE_SIZE)
-		return luaL_error(L, "message publish failed: message queue full");
-	if (i->rc != RC_SUCCESS && !(i->rc == RC_NO_CONN && i->qos > 0))
-		return luaL_error(L, "message publish failed: %s", rc_error_string(i->rc));
-	lua_getiuservalue(L, 1, 1);
-	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
-	struct info_wait w = { i, c };
-	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
-	MQLUA_ENTER(L);
-	while (!info_done(&w)) {
-		double left = deadline < 0 ? 1.0 : deadline - loop_now();
-		if (left <= 0 || loop_stopping(loop_default()))
-			break;
-		client_run_once(c, left > 1.0 ? 1.0 : left);
-	}
-	MQLUA_LEAVE();
-	lua_pushboolean(L, i->published);
-	return 1;
-}
-
-static int info_index(lua_State *L)
-{
-	struct info *i = check_info(L);
-	const char *k = luaL_checkstring(L, 2);
-	if (strcmp(k, "rc") == 0)
-		lua_pushinteger(L, i->rc);
-	else if (strcmp(k, "mid") == 0)
-		lua_pushinteger(L, i->mid);
-	else if (strcmp(k, "is_published") == 0)
-		lua_pushcfunction(L, info_is_published);
-	else if (strcmp(k, "wait_for_publish") == 0)
-		lua_pushcfunction(L, info_wait_for_publish);
-	else
-		return luaL_error(L, "MQTTMessageInfo has no field '%s' (fields: rc, mid, is_published, wait_for_publish)", k);
-	return 1;
-}
-
-static int info_tostring(lua_State *L)
-{
-	struct info *i = check_info(L);
-	lua_pushfstring(L, "MQTTMessageInfo(mid=%d, rc=%d, %s)", i->mid, i->rc, i->published ? "published" : "pending");
 	return 1;
 }
 
@@ -691,7 +592,7 @@ static int l_will_set(lua_State *L)
 	size_t tlen, plen;
 	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
 	const char *payload = check_payload_arg(L, 3, &plen);
-	int qos = check_qos_arg(L, 4, 0);
+	int qos = client_check_qos(L, 4, 0);
 	bool retain = mqlua_optboolean(L, 5, false, "retain");
 	int rc = mosquitto_will_set(c->mosq, topic, (int)plen, payload, qos, retain);
 	if (rc != MOSQ_ERR_SUCCESS)
@@ -723,9 +624,10 @@ static int l_username_pw_set(lua_State *L)
 	return 0;
 }
 
+/* OpenSSL's userdata here is the struct mosquitto, not our client. */
 static int tls_password_cb(char *buf, int size, int rwflag, void *userdata)
 {
-	struct client *c = userdata;
+	struct client *c = userdata ? mosquitto_userdata(userdata) : NULL;
 	(void)rwflag;
 	if (!c || !c->tls_keyfile_password)
 		return 0;
@@ -802,263 +704,6 @@ static int l_tls_insecure_set(lua_State *L)
 	return 0;
 }
 
-/* ---- subscriptions ---- */
-
-static void check_filter(lua_State *L, int arg, const char *filter, size_t len)
-{
-	const char *why = topic_check_filter(filter, len);
-	if (why)
-		luaL_argerror(L, arg, lua_pushfstring(L, "topic filter '%s' %s", filter, why));
-}
-
-#define MAX_FILTERS 4096
-
-/* Collects subscribe()'s filters into filters[]/qos[] (strings stay on the stack). */
-static int collect_subscriptions(lua_State *L, const char **filters, int *qos)
-{
-	int n = 0;
-	if (lua_type(L, 2) == LUA_TSTRING) {
-		size_t len;
-		filters[0] = lua_tolstring(L, 2, &len);
-		check_filter(L, 2, filters[0], len);
-		qos[0] = check_qos_arg(L, 3, 0);
-		return 1;
-	}
-	if (!lua_istable(L, 2))
-		luaL_argerror(L, 2, lua_pushfstring(L, "topic must be a string or a table, got %s", luaL_typename(L, 2)));
-	if (lua_rawgeti(L, 2, 1) == LUA_TSTRING) {
-		/* {"topic", qos} */
-		lua_pop(L, 1);
-		luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "qos must not be given with a {topic, qos} table");
-		size_t len;
-		lua_rawgeti(L, 2, 1);
-		filters[0] = lua_tolstring(L, -1, &len);
-		check_filter(L, 2, filters[0], len);
-		lua_rawgeti(L, 2, 2);
-		qos[0] = check_qos_arg(L, lua_gettop(L), 0);
-		return 1;
-	}
-	lua_pop(L, 1);
-	luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "qos must not be given with a list of {topic, qos}");
-	int count = (int)lua_rawlen(L, 2);
-	luaL_argcheck(L, count > 0, 2, "the list of subscriptions is empty");
-	luaL_argcheck(L, count <= MAX_FILTERS, 2, "too many subscriptions in one call");
-	for (int i = 1; i <= count; i++) {
-		if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
-			luaL_argerror(L, 2, lua_pushfstring(L, "element %d must be a {topic, qos} table", i));
-		int el = lua_gettop(L);
-		size_t len;
-		if (lua_rawgeti(L, el, 1) != LUA_TSTRING)
-			luaL_argerror(L, 2, lua_pushfstring(L, "element %d: topic must be a string", i));
-		filters[n] = lua_tolstring(L, -1, &len);
-		check_filter(L, 2, filters[n], len);
-		lua_rawgeti(L, el, 2);
-		qos[n] = check_qos_arg(L, lua_gettop(L), 0);
-		n++;
-	}
-	return n;
-}
-
-/* Remembers filter->qos (for resubscription) and marks it touched in this on_connect. */
-static void remember_subscription(lua_State *L, struct client *c, const char *filter, int qos)
-{
-	lua_getiuservalue(L, 1, CLIENT_UV_SUBS);
-	lua_pushinteger(L, qos);
-	lua_setfield(L, -2, filter);
-	lua_pop(L, 1);
-	if (c->in_on_connect) {
-		lua_getiuservalue(L, 1, CLIENT_UV_TOUCHED);
-		lua_pushboolean(L, 1);
-		lua_setfield(L, -2, filter);
-		lua_pop(L, 1);
-	}
-}
-
-/* client:subscribe(topic, qos=0) with topic a string, {topic, qos} or a list of those -> rc, mid */
-static int l_subscribe(lua_State *L)
-{
-	static const char *const names[] = { "topic", "qos", "options", "properties", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	lua_settop(L, 5);
-	static const char *filters[MAX_FILTERS];
-	static int qos[MAX_FILTERS];
-	int n = collect_subscriptions(L, filters, qos);
-	if (!c->connected) {
-		lua_pushinteger(L, RC_NO_CONN);
-		lua_pushnil(L);
-		return 2;
-	}
-	/* libmosquitto sends one qos per SUBSCRIBE: split by qos, one mid to the script */
-	int first_mid = 0, rc = MOSQ_ERR_SUCCESS, groups = 0;
-	lua_createtable(L, 0, 3);   /* the group, when split */
-	int group = lua_gettop(L);
-	MQLUA_ENTER(L);
-	for (int q = 0; q <= 2 && rc == MOSQ_ERR_SUCCESS; q++) {
-		const char *part[MAX_FILTERS > 64 ? 64 : MAX_FILTERS];
-		int positions[64];
-		int k = 0;
-		for (int i = 0; i < n; i++) {
-			if (qos[i] != q)
-				continue;
-			if (k == 64) {
-				rc = MOSQ_ERR_INVAL;
-				break;
-			}
-			positions[k] = i + 1;
-			part[k++] = filters[i];
-		}
-		if (k == 0 || rc != MOSQ_ERR_SUCCESS)
-			continue;
-		int mid = 0;
-		rc = k == 1 ? mosquitto_subscribe(c->mosq, &mid, part[0], q)
-		            : mosquitto_subscribe_multiple(c->mosq, &mid, k, (char *const *const)part, q, 0, NULL);
-		if (rc != MOSQ_ERR_SUCCESS)
-			break;
-		if (!first_mid)
-			first_mid = mid;
-		groups++;
-		/* record positions so on_subscribe can put granted qos back in order */
-		lua_getiuservalue(L, 1, CLIENT_UV_SUBGROUPS);
-		lua_createtable(L, k, 0);
-		for (int i = 0; i < k; i++) {
-			lua_pushinteger(L, positions[i]);
-			lua_rawseti(L, -2, i + 1);
-		}
-		lua_pushvalue(L, group);
-		lua_setfield(L, -2, "group");
-		lua_rawseti(L, -2, mid);
-		lua_pop(L, 1);
-	}
-	client_sync_io(c);
-	MQLUA_LEAVE();
-	if (rc == MOSQ_ERR_INVAL)
-		return luaL_argerror(L, 2, "at most 64 filters with the same qos in one subscribe()");
-	lua_pushinteger(L, first_mid);
-	lua_setfield(L, group, "mid");
-	lua_pushinteger(L, groups);
-	lua_setfield(L, group, "pending");
-	lua_pushinteger(L, n);
-	lua_setfield(L, group, "n");
-	if (rc == MOSQ_ERR_SUCCESS)
-		for (int i = 0; i < n; i++)
-			remember_subscription(L, c, filters[i], qos[i]);
-	lua_pushinteger(L, rc_from_mosq(rc));
-	if (rc == MOSQ_ERR_SUCCESS)
-		lua_pushinteger(L, first_mid);
-	else
-		lua_pushnil(L);
-	return 2;
-}
-
-/* client:unsubscribe(topic or {topics}) -> rc, mid */
-static int l_unsubscribe(lua_State *L)
-{
-	static const char *const names[] = { "topic", "properties", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	lua_settop(L, 3);
-	const char *filters[64];
-	int n = 0;
-	if (lua_type(L, 2) == LUA_TSTRING) {
-		size_t len;
-		filters[n++] = lua_tolstring(L, 2, &len);
-		check_filter(L, 2, filters[0], len);
-	} else if (lua_istable(L, 2)) {
-		int count = (int)lua_rawlen(L, 2);
-		luaL_argcheck(L, count > 0 && count <= 64, 2, "give between 1 and 64 topics");
-		for (int i = 1; i <= count; i++) {
-			size_t len;
-			if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
-				luaL_argerror(L, 2, lua_pushfstring(L, "element %d must be a string", i));
-			filters[n] = lua_tolstring(L, -1, &len);
-			check_filter(L, 2, filters[n++], len);
-		}
-	} else {
-		return luaL_argerror(L, 2, lua_pushfstring(L, "topic must be a string or a list of strings, got %s", luaL_typename(L, 2)));
-	}
-	lua_getiuservalue(L, 1, CLIENT_UV_SUBS);
-	for (int i = 0; i < n; i++) {
-		lua_pushnil(L);
-		lua_setfield(L, -2, filters[i]);
-	}
-	lua_pop(L, 1);
-	if (!c->connected) {
-		lua_pushinteger(L, RC_NO_CONN);
-		lua_pushnil(L);
-		return 2;
-	}
-	int mid = 0;
-	MQLUA_ENTER(L);
-	int rc = n == 1 ? mosquitto_unsubscribe(c->mosq, &mid, filters[0])
-	                : mosquitto_unsubscribe_multiple(c->mosq, &mid, n, (char *const *const)filters, NULL);
-	client_sync_io(c);
-	MQLUA_LEAVE();
-	lua_pushinteger(L, rc_from_mosq(rc));
-	if (rc == MOSQ_ERR_SUCCESS)
-		lua_pushinteger(L, mid);
-	else
-		lua_pushnil(L);
-	return 2;
-}
-
-/* client:message_callback_add(sub, callback) */
-static int l_message_callback_add(lua_State *L)
-{
-	client_check(L, 1);
-	size_t len;
-	const char *filter = luaL_checklstring(L, 2, &len);
-	check_filter(L, 2, filter, len);
-	if (!lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
-		luaL_argerror(L, 3, lua_pushfstring(L, "callback must be a function, got %s", luaL_typename(L, 3)));
-	lua_settop(L, 3);
-	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 4);
-	int slot = n + 1;
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 4, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			slot = i;
-			break;
-		}
-	}
-	lua_createtable(L, 2, 0);
-	lua_pushvalue(L, 2);
-	lua_rawseti(L, -2, 1);
-	lua_pushvalue(L, 3);
-	lua_rawseti(L, -2, 2);
-	lua_rawseti(L, 4, slot);
-	return 0;
-}
-
-static int l_message_callback_remove(lua_State *L)
-{
-	client_check(L, 1);
-	luaL_checkstring(L, 2);
-	lua_settop(L, 2);
-	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 3);
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			for (int j = i; j < n; j++) {
-				lua_rawgeti(L, 3, j + 1);
-				lua_rawseti(L, 3, j);
-			}
-			lua_pushnil(L);
-			lua_rawseti(L, 3, n);
-			break;
-		}
-	}
-	return 0;
-}
-
 /* ---- misc settings ---- */
 
 static int l_user_data_set(lua_State *L)
@@ -1115,8 +760,8 @@ void client_open(lua_State *L)
 		{ "loop_start", l_loop_start },
 		{ "loop_stop", l_loop_stop },
 		{ "publish", l_publish },
-		{ "subscribe", l_subscribe },
-		{ "unsubscribe", l_unsubscribe },
+		{ "subscribe", client_subscribe },
+		{ "unsubscribe", client_unsubscribe },
 		{ "will_set", l_will_set },
 		{ "will_clear", l_will_clear },
 		{ "username_pw_set", l_username_pw_set },
@@ -1124,8 +769,8 @@ void client_open(lua_State *L)
 		{ "tls_insecure_set", l_tls_insecure_set },
 		{ "user_data_set", l_user_data_set },
 		{ "user_data_get", l_user_data_get },
-		{ "message_callback_add", l_message_callback_add },
-		{ "message_callback_remove", l_message_callback_remove },
+		{ "message_callback_add", client_message_callback_add },
+		{ "message_callback_remove", client_message_callback_remove },
 		{ "reconnect_delay_set", l_reconnect_delay_set },
 		{ "max_inflight_messages_set", l_max_inflight_messages_set },
 		{ NULL, NULL }
@@ -1137,11 +782,6 @@ void client_open(lua_State *L)
 		{ "__tostring", l_tostring },
 		{ NULL, NULL }
 	};
-	static const luaL_Reg info_meta[] = {
-		{ "__index", info_index },
-		{ "__tostring", info_tostring },
-		{ NULL, NULL }
-	};
 	if (luaL_newmetatable(L, MQLUA_CLIENT_T)) {
 		luaL_setfuncs(L, meta, 0);
 		luaL_newlib(L, methods);
@@ -1151,12 +791,7 @@ void client_open(lua_State *L)
 		lua_setfield(L, -2, "__name");
 	}
 	lua_pop(L, 1);
-	if (luaL_newmetatable(L, MQLUA_INFO_T)) {
-		luaL_setfuncs(L, info_meta, 0);
-		lua_pushliteral(L, "MQTTMessageInfo");
-		lua_setfield(L, -2, "__name");
-	}
-	lua_pop(L, 1);
+	info_open(L);
 	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &weak_key) == LUA_TNIL) {
 		lua_newtable(L);
 		lua_createtable(L, 0, 1);

@@ -53,6 +53,7 @@ struct client {
 	bool connack_seen;          /* this connection attempt got a CONNACK */
 	bool publishing;            /* inside mosquitto_publish: on_publish may come early */
 	int early_published_mid;
+	bool has_on_log;            /* the script set on_log */
 	int forever_depth;          /* loop_forever() calls running for this client */
 	double reconnect_min, reconnect_max;
 	int reconnect_attempts;
@@ -69,6 +70,19 @@ void client_push(lua_State *L, struct client *c);
 /* libmosquitto reported mid as sent (QoS 0) or acknowledged. */
 void client_mark_published(lua_State *L, struct client *c, int mid);
 
+/* Checks an optional qos argument (0, 1 or 2), raising an error naming it. */
+int client_check_qos(lua_State *L, int idx, int def);
+
+/* client_sub.c: the subscription methods */
+int client_subscribe(lua_State *L);
+int client_unsubscribe(lua_State *L);
+int client_message_callback_add(lua_State *L);
+int client_message_callback_remove(lua_State *L);
+
+/* info.c: MQTTMessageInfo */
+void info_open(lua_State *L);
+int info_push(lua_State *L, int client_idx, int rc, int mid, int qos, bool published);
+
 /* client_net.c */
 void client_net_init(struct client *c);
 /* Attach to / detach from the shared loop. */
@@ -77,6 +91,8 @@ void client_detach(struct client *c);
 /* Watch the current socket of libmosquitto with the right events. */
 void client_sync_io(struct client *c);
 void client_set_callbacks(struct client *c);
+/* Installs libmosquitto's log callback only while something reads it. */
+void client_update_log(struct client *c);
 /* Records a failed connect and, when attached, schedules a reconnect. */
 void client_connect_failed(struct client *c, int rc);
 /* Writes words for rc (and errno / the last TLS error) to c->last_error. */

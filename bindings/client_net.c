@@ -46,17 +46,23 @@ static void io_cb(struct loop_io *io, short revents)
 {
 	struct client *c = io->data;
 	int fd = io->fd;
+	int rc = MOSQ_ERR_SUCCESS;
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
 		/* read what has arrived, a bounded number of packets per wakeup */
 		for (int i = 0; i < 64; i++) {
 			errno = 0;
-			int rc = mosquitto_loop_read(c->mosq, 1);
+			rc = mosquitto_loop_read(c->mosq, 1);
 			if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) != fd)
 				break;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 		}
 	}
+	/* libmosquitto 2.0.11 closes the socket of a failed TLS handshake without
+	 * calling on_disconnect: report the failed attempt (and retry) ourselves */
+	if (rc == MOSQ_ERR_TLS && mosquitto_socket(c->mosq) < 0 && c->connect_requested && !c->connack_seen &&
+	    !loop_timer_active(&c->reconnect_timer))
+		client_connect_failed(c, rc);
 	if ((revents & POLLOUT) && mosquitto_socket(c->mosq) == fd)
 		mosquitto_loop_write(c->mosq, 1);
 	client_sync_io(c);
@@ -179,6 +185,13 @@ const char *client_describe_rc(struct client *c, int rc)
 	int err = errno;
 	char *b = c->last_error;
 	size_t n = sizeof c->last_error;
+	/* a TLS alert (e.g. the broker wants a client certificate) ends the
+	 * connection with EPROTO: keep the words libmosquitto logged for it */
+	if ((rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO) && err == EPROTO && c->tls) {
+		if (strncmp(b, "TLS error", 9) != 0)
+			snprintf(b, n, "TLS error: %s", strerror(err));
+		return b;
+	}
 	switch (rc) {
 	case MOSQ_ERR_ERRNO:
 		snprintf(b, n, "%s", err ? strerror(err) : "connection failed");
@@ -283,6 +296,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 		c->ever_connected = true;
 		c->reconnect_attempts = 0;
 		c->last_error[0] = 0;
+		client_update_log(c);
 		log_debug("client \"%s\": connected to %s:%d", c->client_id, c->host, c->port);
 	} else {
 		snprintf(c->last_error, sizeof c->last_error, "%s", c->protocol == MQTT_PROTOCOL_V5
@@ -319,6 +333,7 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mo
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
 	(void)mosq; (void)props;
+	bool refused = c->connack_seen && !c->connected;   /* on_connect already said why */
 	c->connected = false;
 	if (!c->connect_requested || rc == MOSQ_ERR_SUCCESS) {
 		log_debug("client \"%s\": disconnected", c->client_id);
@@ -335,7 +350,8 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mo
 		client_connect_failed(c, rc);
 		return;
 	}
-	client_describe_rc(c, rc);
+	if (!refused)
+		client_describe_rc(c, rc);
 	c->last_rc = rc_from_mosq(rc);
 	log_warn("client \"%s\": disconnected from %s:%d: %s", c->client_id, c->host, c->port, c->last_error);
 	if (push_callback(L, c, "on_disconnect")) {
@@ -377,6 +393,15 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
 	int filters = top + 4;
 	int n = (int)lua_rawlen(L, filters);
+	if (n > 0) {
+		/* walk a copy: a callback that adds or removes a filter shifts the list */
+		lua_createtable(L, n, 0);
+		for (int i = 1; i <= n; i++) {
+			lua_rawgeti(L, filters, i);
+			lua_rawseti(L, -2, i);
+		}
+		lua_replace(L, filters);
+	}
 	bool matched = false;
 	size_t tlen = strlen(m->topic);
 	for (int i = 1; i <= n; i++) {
@@ -499,6 +524,15 @@ static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *
 		lua_pushstring(L, str);
 		mqlua_pcall(L, 4, 0, "on_log");
 	}
+}
+
+void client_update_log(struct client *c)
+{
+	/* libmosquitto formats every log line it has a callback for, two per
+	 * message: keep the callback only while it is read (TLS errors during
+	 * a connection attempt, -v, or the script's on_log). */
+	bool want = !c->connected || c->has_on_log || log_threshold >= LOG_LEVEL_DEBUG;
+	mosquitto_log_callback_set(c->mosq, want ? on_log_cb : NULL);
 }
 
 void client_set_callbacks(struct client *c)

@@ -428,7 +428,7 @@ int loop_run_once(struct loop *loop, double timeout)
 	if (loop->ndeferred > 0 || loop->stop)
 		wait_ms = 0;
 	else if (timeout < 0)
-		wait_ms = -1;
+		wait_ms = loop_alive(loop) ? -1 : 0;   /* deferred calls may have ended the last reason to wait */
 	else
 		wait_ms = (int)(timeout * 1000.0 + 0.999);
 	if (loop->ntimers > 0) {

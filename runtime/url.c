@@ -119,7 +119,7 @@ int url_parse(const char *s, struct broker_url *u, char *err, size_t errlen)
 	if (port) {
 		char *stop;
 		long p = strtol(port, &stop, 10);
-		if (port == end || stop != end || p < 1 || p > 65535) {
+		if (port == end || *port < '0' || *port > '9' || stop != end || p < 1 || p > 65535) {
 			snprintf(err, errlen, "bad port in broker URL: '%.*s' (1 to 65535)", (int)(end - port), port);
 			return -1;
 		}

@@ -1,0 +1,135 @@
+/*
+ * info.c - MQTTMessageInfo, what publish() returns: rc, mid, is_published()
+ * and wait_for_publish(timeout), which runs whatever drives the client until
+ * libmosquitto reports the message sent (QoS 0) or acknowledged (QoS 1, 2).
+ * The info keeps its client alive through its user value.
+ */
+#include "bindings/client.h"
+#include "bindings/rc.h"
+
+#include <string.h>
+
+struct info {
+	int rc;
+	int mid;
+	int qos;
+	bool published;
+};
+
+int info_push(lua_State *L, int client_idx, int rc, int mid, int qos, bool published)
+{
+	struct info *i = lua_newuserdatauv(L, sizeof *i, 1);
+	i->rc = rc;
+	i->mid = mid;
+	i->qos = qos;
+	i->published = published;
+	luaL_setmetatable(L, MQLUA_INFO_T);
+	lua_pushvalue(L, client_idx);
+	lua_setiuservalue(L, -2, 1);
+	return 1;
+}
+
+/* Called by client_net.c when libmosquitto reports mid as published. */
+void client_mark_published(lua_State *L, struct client *c, int mid)
+{
+	if (c->publishing) {
+		c->early_published_mid = mid;
+		return;
+	}
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_getiuservalue(L, -1, CLIENT_UV_INFOS);
+	if (lua_rawgeti(L, -1, mid) == LUA_TUSERDATA) {
+		struct info *i = lua_touserdata(L, -1);
+		i->published = true;
+		lua_pushnil(L);
+		lua_rawseti(L, -3, mid);
+	}
+	lua_pop(L, 3);
+}
+
+static struct info *check_info(lua_State *L)
+{
+	return luaL_checkudata(L, 1, MQLUA_INFO_T);
+}
+
+static int info_is_published(lua_State *L)
+{
+	lua_pushboolean(L, check_info(L)->published);
+	return 1;
+}
+
+struct info_wait { struct info *info; struct client *c; };
+
+static bool info_done(void *ud)
+{
+	struct info_wait *w = ud;
+	return w->info->published || !w->c->mosq;
+}
+
+/* info:wait_for_publish(timeout=nil) -> true when published, false on timeout */
+static int info_wait_for_publish(lua_State *L)
+{
+	struct info *i = check_info(L);
+	double timeout = luaL_optnumber(L, 2, -1);
+	if (i->rc == RC_QUEUE_SIZE)
+		return luaL_error(L, "message publish failed: message queue full");
+	if (i->rc != RC_SUCCESS && !(i->rc == RC_NO_CONN && i->qos > 0))
+		return luaL_error(L, "message publish failed: %s", rc_error_string(i->rc));
+	lua_getiuservalue(L, 1, 1);
+	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
+	struct info_wait w = { i, c };
+	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
+	MQLUA_ENTER(L);
+	while (!info_done(&w)) {
+		double left = deadline < 0 ? 1.0 : deadline - loop_now();
+		if (left <= 0 || loop_stopping(loop_default()))
+			break;
+		client_run_once(c, left > 1.0 ? 1.0 : left);
+	}
+	MQLUA_LEAVE();
+	lua_pushboolean(L, i->published);
+	return 1;
+}
+
+static int info_index(lua_State *L)
+{
+	struct info *i = check_info(L);
+	const char *k = luaL_checkstring(L, 2);
+	if (strcmp(k, "rc") == 0)
+		lua_pushinteger(L, i->rc);
+	else if (strcmp(k, "mid") == 0)
+		lua_pushinteger(L, i->mid);
+	else if (strcmp(k, "is_published") == 0)
+		lua_pushcfunction(L, info_is_published);
+	else if (strcmp(k, "wait_for_publish") == 0)
+		lua_pushcfunction(L, info_wait_for_publish);
+	else
+		return luaL_error(L, "MQTTMessageInfo has no field '%s' (fields: rc, mid, is_published, wait_for_publish)", k);
+	return 1;
+}
+
+static int info_tostring(lua_State *L)
+{
+	struct info *i = check_info(L);
+	lua_pushfstring(L, "MQTTMessageInfo(mid=%d, rc=%d, %s)", i->mid, i->rc, i->published ? "published" : "pending");
+	return 1;
+}
+
+void info_open(lua_State *L)
+{
+	static const luaL_Reg meta[] = {
+		{ "__index", info_index },
+		{ "__tostring", info_tostring },
+		{ NULL, NULL }
+	};
+	if (luaL_newmetatable(L, MQLUA_INFO_T)) {
+		luaL_setfuncs(L, meta, 0);
+		lua_pushliteral(L, "MQTTMessageInfo");
+		lua_setfield(L, -2, "__name");
+	}
+	lua_pop(L, 1);
+}

@@ -1,0 +1,86 @@
+# readme_commands.sh - every command in README.md is run (or, for the test
+# command itself, checked to be what .ci/run runs), so the README stays true.
+#
+# The first command installs packages with apt-get: here apt-get and sudo are
+# stand-ins on PATH that record what they were asked and check that each
+# package is in fact installed (the test may not touch the machine's
+# packages); the rest of the command (ninja, the demo) runs for real.
+. tests/lib/sh.sh
+
+blocks=$(tmpdir)
+# the fenced ```sh blocks of README.md, one file each
+awk -v dir="$blocks" '
+	/^```sh$/ { n++; inblock = 1; next }
+	/^```$/   { inblock = 0; next }
+	inblock   { print > (dir "/" n) }
+' README.md
+
+if [ -s "$blocks/1" ] && [ -s "$blocks/2" ]; then
+	ok "README has a setup command and a test command"
+else
+	not_ok "README has a setup command and a test command" "blocks found: $(ls "$blocks")"
+fi
+
+# --- 1: install, build, demo ---
+shims=$(tmpdir)
+cat > "$shims/sudo" <<'SH'
+#!/bin/sh
+exec "$@"
+SH
+cat > "$shims/apt-get" <<'SH'
+#!/bin/sh
+echo "apt-get $*" >> "$APT_LOG"
+[ "$1" = update ] && exit 0
+for p in "$@"; do
+	case $p in -*|install) continue ;; esac
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || { echo "not installed: $p" >&2; exit 1; }
+done
+SH
+chmod +x "$shims/sudo" "$shims/apt-get"
+export APT_LOG="$shims/apt.log"
+out=$(PATH="$shims:$(dirname "$MQLUA"):$PATH" timeout 120 bash -e "$blocks/1" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && printf '%s' "$out" | grep -q 'mosquitto version'; then
+	ok "README command 1 builds and the demo prints the broker version"
+else
+	not_ok "README command 1 builds and the demo prints the broker version" "exit $rc
+$(printf '%s\n' "$out" | tail -20)"
+fi
+if grep -q '^apt-get install' "$APT_LOG" 2>/dev/null; then
+	ok "README command 1 installs packages with apt-get"
+else
+	not_ok "README command 1 installs packages with apt-get" "$(cat "$APT_LOG" 2>/dev/null)"
+fi
+
+# The README and CI install the same packages.
+readme_pkgs=$(grep -o 'apt-get install -y [^&]*' "$blocks/1" | sed 's/apt-get install -y //' | tr ' ' '\n' | grep -v '^$' | sort)
+ci_pkgs=$(sed -n '/^packages=(/,/^)/p' .ci/run | sed '1d;$d' | tr ' \t' '\n\n' | grep -v '^$' | sort)
+if [ -n "$readme_pkgs" ] && [ "$readme_pkgs" = "$ci_pkgs" ]; then
+	ok "README and .ci/run install the same packages"
+else
+	not_ok "README and .ci/run install the same packages" "$(diff <(echo "$readme_pkgs") <(echo "$ci_pkgs"))"
+fi
+
+# --- 2: the test command is what CI runs (running it here would recurse) ---
+cmd2=$(grep -v '^$' "$blocks/2")
+if [ "$cmd2" = "tests/run" ] && grep -q '^tests/run' .ci/run; then
+	ok "README command 2 is the test command .ci/run runs"
+else
+	not_ok "README command 2 is the test command .ci/run runs" "README: $cmd2"
+fi
+
+# --- 3: plain Lua loads build/mqlua.so (the release module only: an ASan .so cannot load in lua5.4) ---
+if [ -s "$blocks/3" ]; then
+	if [ "$(basename "$MQLUA_BUILD")" = build ]; then
+		out=$(bash -e "$blocks/3" 2>&1)
+		if printf '%s' "$out" | grep -q '^table:'; then
+			ok "README: require \"mqlua\" from plain lua5.4"
+		else
+			not_ok "README: require \"mqlua\" from plain lua5.4" "$out"
+		fi
+	else
+		ok "README: require \"mqlua\" from plain lua5.4 (checked in the release pass)"
+	fi
+fi
+
+finish
