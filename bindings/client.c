@@ -80,10 +80,30 @@ void client_disconnect_all(void)
 	for (struct client *c = client_all; c; c = c->next) {
 		c->connect_requested = false;
 		loop_timer_stop(loop_default(), &c->reconnect_timer);
-		if (c->connected)
-			mosquitto_disconnect(c->mosq);
-		client_detach(c);
+		if (!c->connected || mosquitto_disconnect(c->mosq) != MOSQ_ERR_SUCCESS)
+			client_detach(c);   /* nothing to flush; otherwise on_disconnect detaches */
+		else
+			client_sync_io(c);
 	}
+}
+
+static bool none_attached(void *ud)
+{
+	(void)ud;
+	for (struct client *c = client_all; c; c = c->next)
+		if (c->attached)
+			return false;
+	return true;
+}
+
+bool client_shutdown(double timeout)
+{
+	client_disconnect_all();
+	int saved = mqlua_interrupted;
+	mqlua_interrupted = 0;    /* mqlua_wait must run the loop once more */
+	bool done = mqlua_wait(none_attached, NULL, timeout);
+	mqlua_interrupted = saved;
+	return done;
 }
 
 static void new_uv_table(lua_State *L, int idx, int slot, const char *mode)
@@ -454,6 +474,7 @@ static int l_loop(lua_State *L)
 	MQLUA_ENTER(L);
 	client_run_once(c, timeout);
 	MQLUA_LEAVE();
+	mqlua_check_interrupted(L);
 	lua_pushinteger(L, c->connected || c->attached ? RC_SUCCESS : RC_CONN_LOST);
 	return 1;
 }
@@ -478,6 +499,9 @@ static int l_loop_forever(lua_State *L)
 	MQLUA_ENTER(L);
 	mqlua_wait(forever_done, c, -1);
 	MQLUA_LEAVE();
+	c->forever_depth--;
+	mqlua_check_interrupted(L);
+	c->forever_depth++;
 	c->forever_depth--;
 	lua_pushinteger(L, RC_SUCCESS);
 	return 1;

@@ -63,7 +63,8 @@ static void io_cb(struct loop_io *io, short revents)
 	if (rc == MOSQ_ERR_TLS && mosquitto_socket(c->mosq) < 0 && c->connect_requested && !c->connack_seen &&
 	    !loop_timer_active(&c->reconnect_timer))
 		client_connect_failed(c, rc);
-	if ((revents & POLLOUT) && mosquitto_socket(c->mosq) == fd)
+	/* what the handlers just queued (acks, replies) goes out now, not after another poll */
+	if (mosquitto_socket(c->mosq) == fd && ((revents & POLLOUT) || mosquitto_want_write(c->mosq)))
 		mosquitto_loop_write(c->mosq, 1);
 	client_sync_io(c);
 }

@@ -64,6 +64,7 @@ static int collect_subscriptions(lua_State *L, const char **filters, int *qos)
 	int count = (int)lua_rawlen(L, 2);
 	luaL_argcheck(L, count > 0, 2, "the list of subscriptions is empty");
 	luaL_argcheck(L, count <= MAX_FILTERS, 2, "too many subscriptions in one call");
+	luaL_checkstack(L, 3 * count + LUA_MINSTACK, "too many subscriptions in one call");   /* 3 slots each, kept */
 	for (int i = 1; i <= count; i++) {
 		if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
 			luaL_argerror(L, 2, lua_pushfstring(L, "element %d must be a {topic, qos} table", i));
@@ -192,6 +193,7 @@ int client_unsubscribe(lua_State *L)
 	} else if (lua_istable(L, 2)) {
 		int count = (int)lua_rawlen(L, 2);
 		luaL_argcheck(L, count > 0 && count <= 64, 2, "give between 1 and 64 topics");
+		luaL_checkstack(L, count + LUA_MINSTACK, "too many topics");   /* each string stays on the stack */
 		for (int i = 1; i <= count; i++) {
 			size_t len;
 			if (lua_rawgeti(L, 2, i) != LUA_TSTRING)

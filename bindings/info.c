@@ -81,16 +81,21 @@ static int info_wait_for_publish(lua_State *L)
 		return luaL_error(L, "message publish failed: %s", rc_error_string(i->rc));
 	lua_getiuservalue(L, 1, 1);
 	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
+	if (!i->published && loop_io_active(&c->io) && c->io.busy)
+		return luaL_error(L, "wait_for_publish cannot wait inside a callback of the client that "
+		                  "published: the acknowledgement arrives only after the callback returns "
+		                  "(use on_publish instead)");
 	struct info_wait w = { i, c };
 	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
 	MQLUA_ENTER(L);
-	while (!info_done(&w)) {
+	while (!info_done(&w) && !mqlua_interrupted) {
 		double left = deadline < 0 ? 1.0 : deadline - loop_now();
 		if (left <= 0 || loop_stopping(loop_default()))
 			break;
 		client_run_once(c, left > 1.0 ? 1.0 : left);
 	}
 	MQLUA_LEAVE();
+	mqlua_check_interrupted(L);
 	lua_pushboolean(L, i->published);
 	return 1;
 }

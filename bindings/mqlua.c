@@ -16,6 +16,13 @@
 unsigned long mqlua_callback_errors;
 bool mqlua_autoattach;
 lua_State *mqlua_running_L;
+volatile int mqlua_interrupted;
+
+void mqlua_check_interrupted(lua_State *L)
+{
+	if (mqlua_interrupted)
+		luaL_error(L, "interrupted");
+}
 struct mqlua_default_broker mqlua_default_broker;
 
 int mqlua_traceback(lua_State *L)
@@ -43,8 +50,12 @@ int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 		log_error("out of memory in %s", what);
 		abort();
 	}
-	mqlua_callback_errors++;
-	log_error("error in %s: %s", what, lua_tostring(L, -1));
+	if (mqlua_interrupted)
+		log_debug("%s stopped: %s", what, lua_tostring(L, -1));
+	else {
+		mqlua_callback_errors++;
+		log_error("error in %s: %s", what, lua_tostring(L, -1));
+	}
 	lua_pop(L, 1);
 	return status;
 }
@@ -113,6 +124,8 @@ bool mqlua_wait(bool (*done)(void *ud), void *ud, double timeout)
 	struct loop *loop = loop_default();
 	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
 	while (!done(ud)) {
+		if (mqlua_interrupted)
+			return false;
 		double left = deadline < 0 ? 1.0 : deadline - loop_now();
 		if (left <= 0)
 			return false;
@@ -133,6 +146,7 @@ static int l_sleep(lua_State *L)
 	MQLUA_ENTER(L);
 	mqlua_wait(never, NULL, s);
 	MQLUA_LEAVE();
+	mqlua_check_interrupted(L);
 	return 0;
 }
 
@@ -160,6 +174,7 @@ static int l_wait_until(lua_State *L)
 	MQLUA_ENTER(L);
 	bool ok = mqlua_wait(pred_true, &w, timeout);
 	MQLUA_LEAVE();
+	mqlua_check_interrupted(L);
 	if (w.error)
 		return luaL_error(L, "wait_until: the predicate raised an error (logged above)");
 	if (ok) {
@@ -177,6 +192,7 @@ static int l_run(lua_State *L)
 	MQLUA_ENTER(L);
 	loop_run(loop_default());
 	MQLUA_LEAVE();
+	mqlua_check_interrupted(L);
 	return 0;
 }
 

@@ -54,7 +54,11 @@ extern bool mqlua_autoattach;
 /* Per type entry points (one file each). */
 void client_open(lua_State *L);          /* metatables; pushes nothing */
 int client_new(lua_State *L);            /* mqtt.Client(...) */
-void client_disconnect_all(void);        /* clean shutdown of every client */
+void client_disconnect_all(void);        /* disconnect() on every client */
+/* Disconnects every client and runs the loop until their DISCONNECTs are
+ * written (at most timeout seconds). Call it from the top of the loop, not
+ * from inside a callback. Returns true when all are detached. */
+bool client_shutdown(double timeout);
 void message_open(lua_State *L);
 void message_push(lua_State *L, int mid, const char *topic, const void *payload,
                   size_t payloadlen, int qos, bool retain, bool dup);
@@ -74,6 +78,15 @@ bool topic_matches(const char *filter, size_t flen, const char *topic, size_t tl
 extern lua_State *mqlua_running_L;
 #define MQLUA_ENTER(L) lua_State *mqlua_saved_L_ = mqlua_running_L; mqlua_running_L = (L)
 #define MQLUA_LEAVE() (mqlua_running_L = mqlua_saved_L_)
+
+/* Set when SIGINT or SIGTERM asked the process to stop. Waits then return
+ * at once, and the blocking functions raise "interrupted", so that running
+ * handlers unwind back to the top of the loop, where the runtime can
+ * disconnect every client cleanly (a DISCONNECT queued inside a libmosquitto
+ * callback would never be written). */
+extern volatile int mqlua_interrupted;
+/* Raises the "interrupted" error when mqlua_interrupted is set. */
+void mqlua_check_interrupted(lua_State *L);
 
 /* Runs the shared loop (one iteration at most `timeout` seconds) until
  * done(ud) is true or `timeout` total seconds passed (negative: no limit).

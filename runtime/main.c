@@ -46,6 +46,7 @@ static const char usage_text[] =
 static lua_State *globalL;
 static struct broker embedded;
 static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t shutdown_signo;
 
 static void usage_error(const char *fmt, const char *arg)
 {
@@ -55,39 +56,53 @@ static void usage_error(const char *fmt, const char *arg)
 	exit(2);
 }
 
-/* Disconnects every client and exits 0. Runs on the loop, or from the Lua
- * hook when a SIGINT interrupts a running script. */
-static void shutdown_cleanly(int signo)
-{
-	log_info("%s: disconnecting and exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-	client_disconnect_all();
-	fflush(stdout);
-	exit(0);
-}
-
+/* The first SIGINT/SIGTERM, on the loop: stop it, and make every wait
+ * return, so that running handlers unwind to the top, where
+ * finish_interrupted() disconnects cleanly. */
 static void signal_cb(int signo, void *data)
 {
 	(void)data;
-	shutdown_cleanly(signo);
+	shutdown_signo = signo;
+	mqlua_interrupted = 1;
+	if (globalL)
+		lua_sethook(globalL, NULL, 0, 0);
+	loop_stop(loop_default());
 }
 
+/* Lua code that never returns to the loop (a runaway handler or main chunk)
+ * is stopped by an "interrupted" error at its next instruction. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
-	shutdown_cleanly(SIGINT);
+	mqlua_interrupted = 1;
+	loop_stop(loop_default());
+	luaL_error(L, "interrupted");
 }
 
-/* Async-signal context: a second SIGINT ends the process at once; the first
- * one also stops Lua code that never returns to the loop. */
+/* Async-signal context: a second signal ends the process at once. */
 static void on_signal_async(int signo)
 {
 	if (signo != SIGINT && signo != SIGTERM)
 		return;
 	if (++interrupts > 1)
 		_exit(130);
+	if (!shutdown_signo)
+		shutdown_signo = signo;
 	if (globalL)
 		lua_sethook(globalL, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* After an interruption: every client sends its DISCONNECT (so no will is
+ * published), then mqlua exits 0. */
+static void finish_interrupted(lua_State *L)
+{
+	lua_sethook(L, NULL, 0, 0);
+	log_info("%s: disconnecting every client and exiting", shutdown_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (!client_shutdown(3.0))
+		log_warn("some clients could not send their DISCONNECT in time");
+	fflush(stdout);
+	exit(0);
 }
 
 static void use_broker(const char *spec)
@@ -209,6 +224,8 @@ int main(int argc, char **argv)
 			continue;
 		const char *val = a[2] ? a + 2 : argv[++i];
 		int status = a[1] == 'e' ? script_run_string(L, val, "=(command line)") : script_require(L, val);
+		if (mqlua_interrupted)
+			finish_interrupted(L);
 		if (status != LUA_OK) {
 			lua_close(L);
 			return 1;
@@ -217,7 +234,7 @@ int main(int argc, char **argv)
 
 	if (script) {
 		int narg = create_arg_table(L, argv, argc, script);
-		if (script_run_file(L, argv[script], narg) != LUA_OK)
+		if (script_run_file(L, argv[script], narg) != LUA_OK && !mqlua_interrupted)
 			return 1;   /* no lua_close: the error said all, clients vanish with the process */
 	} else if (!has_e) {
 		if (isatty(STDIN_FILENO)) {
@@ -227,11 +244,14 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		create_arg_table(L, argv, argc, 0);
-		if (script_run_file(L, NULL, 0) != LUA_OK)
+		if (script_run_file(L, NULL, 0) != LUA_OK && !mqlua_interrupted)
 			return 1;
 	}
 
-	loop_run(loop);
+	if (!mqlua_interrupted)
+		loop_run(loop);
+	if (mqlua_interrupted)
+		finish_interrupted(L);
 	lua_close(L);
 	globalL = NULL;
 	broker_stop(&embedded);

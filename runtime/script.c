@@ -19,6 +19,10 @@ int luaopen_mqlua(lua_State *L);
 /* Prints an error left by a failed chunk on stderr, as lua.c does. */
 static int report(lua_State *L, int status)
 {
+	if (status != LUA_OK && mqlua_interrupted) {
+		lua_pop(L, 1);   /* stopped by SIGINT/SIGTERM: not an error of the script */
+		return status;
+	}
 	if (status != LUA_OK) {
 		const char *msg = lua_tostring(L, -1);
 		if (!msg)

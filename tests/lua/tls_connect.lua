@@ -29,7 +29,7 @@ local broker = T.broker{ config = listener(good_port, "server", false) .. "\n" .
 	listener(wrong_port, "wrong-host", false) .. "\n" .. listener(mutual_port, "server", true) }
 
 local seq = 0
--- A client with callbacks recording what happened into c_events.
+-- A client whose callbacks record what happened; returns it and the record.
 local function new_client(setup)
 	seq = seq + 1
 	local c = mqtt.Client("tls-test-" .. seq)

@@ -141,7 +141,7 @@ for _, sig in ipairs({ "INT", "TERM" }) do
 		os.execute("kill -" .. sig .. " " .. pid)
 		t:ok(T.wait_until(status, 5), "the child exited within 5 s of SIG" .. sig)
 		t:eq(status(), 0, "exit status; output:\n" .. output())
-		t:match(output(), "SIG" .. sig .. ": disconnecting and exiting", "the child said why it ends")
+		t:match(output(), "SIG" .. sig .. ": disconnecting every client and exiting", "the child said why it ends")
 		expect_no_will(t, name)
 	end)
 end
