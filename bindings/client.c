@@ -171,6 +171,10 @@ static int check_protocol(lua_State *L, int idx)
 int client_new(lua_State *L)
 {
 	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport", NULL };
+	if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) == 0) {
+		lua_pushnil(L);
+		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
+	}
 	mqlua_named_args(L, 1, names);
 	lua_settop(L, 5);
 	int proto = check_protocol(L, 4);
@@ -568,6 +572,8 @@ int client_check_qos(lua_State *L, int idx, int def)
 		return def;
 	int isnum;
 	lua_Integer q = lua_tointegerx(L, idx, &isnum);
+	if (lua_type(L, idx) != LUA_TNUMBER)
+		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got a %s", luaL_typename(L, idx)));
 	if (!isnum || q < 0 || q > 2)
 		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got %s", luaL_tolstring(L, idx, NULL)));
 	return (int)q;

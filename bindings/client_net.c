@@ -276,8 +276,14 @@ static void resubscribe(lua_State *L, struct client *c, int ud)
 		lua_pushvalue(L, -2);
 		bool again = lua_rawget(L, touched) != LUA_TNIL;
 		lua_pop(L, 1);
-		if (!again && mosquitto_subscribe(c->mosq, NULL, lua_tostring(L, -2), (int)lua_tointeger(L, -1)) == MOSQ_ERR_SUCCESS)
+		int mid = 0;
+		if (!again && mosquitto_subscribe(c->mosq, &mid, lua_tostring(L, -2), (int)lua_tointeger(L, -1)) == MOSQ_ERR_SUCCESS) {
 			count++;
+			lua_getiuservalue(L, ud, CLIENT_UV_SUBGROUPS);
+			lua_pushboolean(L, 1);   /* marks a mid the script never saw */
+			lua_rawseti(L, -2, mid);
+			lua_pop(L, 1);
+		}
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 2);
@@ -452,7 +458,14 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 	lua_getiuservalue(L, ud, CLIENT_UV_SUBGROUPS);
 	int groups = top + 2;
 	int script_mid = mid;
-	if (lua_rawgeti(L, groups, mid) == LUA_TTABLE) {
+	int kind = lua_rawgeti(L, groups, mid);
+	if (kind == LUA_TBOOLEAN) {
+		lua_pushnil(L);
+		lua_rawseti(L, groups, mid);
+		lua_settop(L, top);
+		return;
+	}
+	if (kind == LUA_TTABLE) {
 		int part = lua_gettop(L);
 		lua_pushnil(L);
 		lua_rawseti(L, groups, mid);

@@ -26,6 +26,7 @@ static int check_table_qos(lua_State *L, int idx, int i)
 {
 	int isnum;
 	lua_Integer q = lua_tointegerx(L, idx, &isnum);
+	isnum = isnum && lua_type(L, idx) == LUA_TNUMBER;
 	if (lua_isnil(L, idx) || (isnum && q >= 0 && q <= 2))
 		return isnum ? (int)q : 0;
 	const char *got = luaL_tolstring(L, idx, NULL);

@@ -82,11 +82,9 @@ void mqlua_named_args(lua_State *L, int first, const char *const names[])
 		if (!known)
 			luaL_error(L, "unknown argument '%s'", luaL_tolstring(L, -1, NULL));
 	}
-	int n = 0;
-	for (int i = 0; names[i]; i++, n++)
+	for (int i = 0; names[i]; i++)
 		lua_getfield(L, first, names[i]);
 	lua_remove(L, first);
-	(void)n;
 }
 
 bool mqlua_optboolean(lua_State *L, int arg, bool def, const char *name)
@@ -155,9 +153,12 @@ struct wait_pred { lua_State *L; int idx; bool error; };
 static bool pred_true(void *ud)
 {
 	struct wait_pred *w = ud;
+	lua_pushcfunction(w->L, mqlua_traceback);
 	lua_pushvalue(w->L, w->idx);
-	if (mqlua_pcall(w->L, 0, 1, "wait_until predicate") != LUA_OK) {
-		w->error = true;
+	int status = lua_pcall(w->L, 0, 1, -2);
+	lua_remove(w->L, -2);
+	if (status != LUA_OK) {
+		w->error = true;   /* the error (with its traceback) stays on the stack */
 		return true;
 	}
 	bool ok = lua_toboolean(w->L, -1);
@@ -176,7 +177,7 @@ static int l_wait_until(lua_State *L)
 	MQLUA_LEAVE();
 	mqlua_check_interrupted(L);
 	if (w.error)
-		return luaL_error(L, "wait_until: the predicate raised an error (logged above)");
+		return lua_error(L);   /* the predicate's own error, traceback included */
 	if (ok) {
 		lua_pushboolean(L, 1);
 		return 1;

@@ -84,7 +84,9 @@ test("publish: qos outside 0..2 raises", function(t)
 	t:raises(function() c:publish("a", "x", 3) end, "bad argument #3 to 'publish' %(qos must be 0, 1 or 2, got 3%)")
 	t:raises(function() c:publish("a", "x", -1) end, "qos must be 0, 1 or 2, got %-1")
 	t:raises(function() c:publish("a", "x", 1.5) end, "qos must be 0, 1 or 2, got 1%.5")
-	t:raises(function() c:publish("a", "x", {}) end, "qos must be 0, 1 or 2, got table")
+	t:raises(function() c:publish("a", "x", {}) end, "qos must be 0, 1 or 2, got a table")
+	t:raises(function() c:publish("a", "x", "1") end, "qos must be 0, 1 or 2, got a string")
+	t:raises(function() c:subscribe("a", "1") end, "qos must be 0, 1 or 2, got")
 	t:raises(function() c:publish{ topic = "a", qos = 7 } end, "qos must be 0, 1 or 2, got 7")
 end)
 
@@ -385,6 +387,31 @@ c:connect("127.0.0.1", port)
 	t:ok(not out:find("GOT bad", 1, true), "the failing handler did not go on")
 	local _, errors = out:gsub("ERROR error in ", "")
 	t:eq(errors, 2, "two errors logged")
+end)
+
+test("Client{} is the keyword form with every argument left out", function(t)
+	local c = mqtt.Client {}
+	t:match(c.client_id, "^mqlua%-", "a generated client id")
+	t:eq(c.clean_session, true, "clean_session defaults to true")
+	t:raises(function() mqtt.Client { client_id = "x", clean_sesion = false } end, "unknown argument 'clean_sesion'")
+end)
+
+test("wait_until: an error in the predicate reaches the caller with its message", function(t)
+	t:raises(function() mqtt.wait_until(function() error("pred exploded") end, 1) end, "pred exploded")
+end)
+
+test("wait_for_publish inside a callback of the same client raises a clear error", function(t)
+	local c = connected(t, "err-wait-in-cb")
+	local err
+	c.on_message = function(client)
+		local ok, e = pcall(function() return client:publish("other", "y", 1):wait_for_publish(1) end)
+		err = ok and "no error" or e
+	end
+	subscribed(t, c, "wfp/#", 0)
+	c:publish("wfp/x", "go", 0)
+	t:ok(T.wait_until(function() return err ~= nil end), "the handler ran")
+	t:match(err, "wait_for_publish cannot wait inside a callback", "the error says why")
+	c:disconnect()
 end)
 
 T.done()
