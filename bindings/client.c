@@ -579,23 +579,40 @@ int client_check_qos(lua_State *L, int idx, int def)
 	return (int)q;
 }
 
-/* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
-static int l_publish(lua_State *L)
+/* The (topic, payload, qos, retain) arguments of publish() and will_set(). */
+struct message_args {
+	const char *topic;
+	const char *payload;
+	size_t payloadlen;
+	int qos;
+	bool retain;
+};
+
+static struct client *check_message_args(lua_State *L, struct message_args *a)
 {
 	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
 	struct client *c = client_check(L, 1);
 	mqlua_named_args(L, 2, names);
 	lua_settop(L, 6);
-	size_t tlen, plen;
-	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
-	const char *payload = check_payload_arg(L, 3, &plen);
-	int qos = client_check_qos(L, 4, 0);
-	bool retain = mqlua_optboolean(L, 5, false, "retain");
+	size_t tlen;
+	a->topic = check_topic_arg(L, 2, "topic", &tlen);
+	a->payload = check_payload_arg(L, 3, &a->payloadlen);
+	a->qos = client_check_qos(L, 4, 0);
+	a->retain = mqlua_optboolean(L, 5, false, "retain");
+	return c;
+}
+
+/* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
+static int l_publish(lua_State *L)
+{
+	struct message_args a;
+	struct client *c = check_message_args(L, &a);
+	int qos = a.qos;
 	int mid = 0;
 	c->publishing = true;
 	c->early_published_mid = 0;
 	MQLUA_ENTER(L);
-	int rc = mosquitto_publish(c->mosq, &mid, topic, (int)plen, payload, qos, retain);
+	int rc = mosquitto_publish(c->mosq, &mid, a.topic, (int)a.payloadlen, a.payload, qos, a.retain);
 	client_sync_io(c);
 	MQLUA_LEAVE();
 	c->publishing = false;
@@ -615,16 +632,9 @@ static int l_publish(lua_State *L)
 /* client:will_set(topic, payload=nil, qos=0, retain=false) */
 static int l_will_set(lua_State *L)
 {
-	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	lua_settop(L, 6);
-	size_t tlen, plen;
-	const char *topic = check_topic_arg(L, 2, "topic", &tlen);
-	const char *payload = check_payload_arg(L, 3, &plen);
-	int qos = client_check_qos(L, 4, 0);
-	bool retain = mqlua_optboolean(L, 5, false, "retain");
-	int rc = mosquitto_will_set(c->mosq, topic, (int)plen, payload, qos, retain);
+	struct message_args a;
+	struct client *c = check_message_args(L, &a);
+	int rc = mosquitto_will_set(c->mosq, a.topic, (int)a.payloadlen, a.payload, a.qos, a.retain);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "will_set: %s", mosquitto_strerror(rc));
 	return 0;

@@ -225,6 +225,17 @@ const char *client_describe_rc(struct client *c, int rc)
 
 /* ---- calling the script ---- */
 
+/* Pushes the client's Lua object and returns its index, or pushes nothing
+ * and returns 0 once it has been collected. */
+static int push_client(lua_State *L, struct client *c)
+{
+	client_push(L, c);
+	if (!lua_isnil(L, -1))
+		return lua_gettop(L);
+	lua_pop(L, 1);
+	return 0;
+}
+
 /* Pushes fn, client, userdata for callback `name` and returns true; pushes
  * nothing and returns false when the callback is not set. */
 static bool push_callback(lua_State *L, struct client *c, const char *name)
@@ -311,12 +322,9 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 		log_warn("client \"%s\": %s:%d refused the connection: %s", c->client_id, c->host, c->port, c->last_error);
 	}
 	int top = lua_gettop(L);
-	client_push(L, c);
-	if (lua_isnil(L, -1)) {
-		lua_settop(L, top);
+	int ud = push_client(L, c);
+	if (!ud)
 		return;
-	}
-	int ud = top + 1;
 	lua_newtable(L);
 	lua_setiuservalue(L, ud, CLIENT_UV_TOUCHED);
 	if (push_callback(L, c, "on_connect")) {
@@ -388,12 +396,9 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	lua_State *L = client_callback_L(c);
 	(void)mosq; (void)props;
 	int top = lua_gettop(L);
-	client_push(L, c);
-	if (lua_isnil(L, -1)) {
-		lua_settop(L, top);
+	int ud = push_client(L, c);
+	if (!ud)
 		return;
-	}
-	int ud = top + 1;
 	lua_getiuservalue(L, ud, CLIENT_UV_USERDATA);
 	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false);
 	int userdata = top + 2, msg = top + 3;
@@ -448,12 +453,9 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 	lua_State *L = client_callback_L(c);
 	(void)mosq; (void)props;
 	int top = lua_gettop(L);
-	client_push(L, c);
-	if (lua_isnil(L, -1)) {
-		lua_settop(L, top);
+	int ud = push_client(L, c);
+	if (!ud)
 		return;
-	}
-	int ud = top + 1;
 	/* a subscribe() split by qos reports once, when its last part is acknowledged */
 	lua_getiuservalue(L, ud, CLIENT_UV_SUBGROUPS);
 	int groups = top + 2;

@@ -239,7 +239,7 @@ test("mqlua.wait_until: true when the predicate holds, nil,'timeout' otherwise",
 	t:ok(dt >= 0.2 and dt < 1.0, "waited about the timeout (" .. dt .. ")")
 	t:eq({ mqtt.wait_until(function() return "yes" end, 0) }, { true }, "a truthy value counts, even with timeout 0")
 	t:raises(function() mqtt.wait_until(function() error("pred broke") end, 1) end,
-		"wait_until: the predicate raised an error")
+		"module_api%.lua:241: pred broke")
 	t:raises(function() mqtt.wait_until(5) end, "function expected, got number")
 end)
 
