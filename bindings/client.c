@@ -6,6 +6,7 @@
  */
 #include "bindings/client.h"
 #include "bindings/rc.h"
+#include "bindings/retained.h"
 #include "runtime/log.h"
 
 #include <errno.h>
@@ -59,6 +60,7 @@ static void client_close(struct client *c)
 	if (!c->mosq)
 		return;
 	client_stop_net(c);
+	client_outbox_close(c);
 	mosquitto_destroy(c->mosq);
 	c->mosq = NULL;
 	for (struct client **p = &client_all; *p; p = &(*p)->next) {
@@ -142,6 +144,7 @@ static void configure_identity(lua_State *L, struct client *c, int id_idx, int c
 	if (idlen > 65535)
 		luaL_argerror(L, id_idx, "client_id is longer than 65535 bytes");
 	char random_id[32];
+	c->random_id = idlen == 0;
 	if (idlen == 0) {
 		/* libmosquitto cannot send a zero-length id: make one up, as paho does for MQTT 3.1 */
 		snprintf(random_id, sizeof random_id, "mqlua-%08lx%04x", (unsigned long)lrand48(), (unsigned)getpid() & 0xffff);
@@ -170,13 +173,14 @@ static int check_protocol(lua_State *L, int idx)
 /* mqtt.Client(client_id="", clean_session=true, userdata=nil, protocol=MQTTv311, transport="tcp") */
 int client_new(lua_State *L)
 {
-	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport", NULL };
+	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport",
+		"store", "durability", "queue_policy", "queue_qos0", NULL };
 	if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) == 0) {
 		lua_pushnil(L);
 		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
 	}
 	mqlua_named_args(L, 1, names);
-	lua_settop(L, 5);
+	lua_settop(L, 9);
 	int proto = check_protocol(L, 4);
 	const char *transport = luaL_optstring(L, 5, "tcp");
 	if (strcmp(transport, "tcp") != 0)
@@ -206,6 +210,8 @@ int client_new(lua_State *L)
 	set_str(&c->transport, transport);
 	c->next = client_all;
 	client_all = c;
+	client_outbox_open(L, c, 6);
+	lua_settop(L, self);
 	return 1;
 }
 
@@ -224,7 +230,10 @@ static int l_reinitialise(lua_State *L)
 	set_str(&c->username, NULL);
 	wipe_str(&c->tls_keyfile_password);
 	c->tls = false;
+	client_outbox_close(c);
 	configure_identity(L, c, 2, 3, c->protocol);
+	lua_settop(L, 4);
+	client_outbox_open(L, c, 5);    /* the defaults again, as paho's reinitialise */
 	return 0;
 }
 
@@ -602,28 +611,45 @@ static struct client *check_message_args(lua_State *L, struct message_args *a)
 	return c;
 }
 
+/* Keeps the info on top of the stack findable under key until its message is done. */
+static void remember_info(lua_State *L, int64_t key)
+{
+	lua_getiuservalue(L, 1, CLIENT_UV_INFOS);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, key);
+	lua_pop(L, 1);
+}
+
 /* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
 static int l_publish(lua_State *L)
 {
 	struct message_args a;
 	struct client *c = check_message_args(L, &a);
-	int qos = a.qos;
+	if (a.retain)
+		retained_cache_message(c, a.topic, a.payload, a.payloadlen, a.qos);
+	if (a.qos > 0 || (c->queue_qos0 && !c->connected)) {
+		/* through the outbox: sent after this iteration's commit */
+		int rc;
+		int64_t id = client_outbox_publish(c, a.topic, a.payload, a.payloadlen, a.qos, a.retain, &rc);
+		info_push(L, 1, rc, id, a.qos, false);
+		if (id > 0)
+			remember_info(L, id);
+		return 1;
+	}
 	int mid = 0;
 	c->publishing = true;
 	c->early_published_mid = 0;
 	MQLUA_ENTER(L);
-	int rc = mosquitto_publish(c->mosq, &mid, a.topic, (int)a.payloadlen, a.payload, qos, a.retain);
+	int rc = mosquitto_publish(c->mosq, &mid, a.topic, (int)a.payloadlen, a.payload, 0, a.retain);
 	client_sync_io(c);
-	MQLUA_LEAVE();
 	c->publishing = false;
 	bool published = rc == MOSQ_ERR_SUCCESS && c->early_published_mid == mid && mid != 0;
-	info_push(L, 1, rc_from_mosq(rc), mid, qos, published);
-	if (!published && (rc == MOSQ_ERR_SUCCESS || (rc == MOSQ_ERR_NO_CONN && qos > 0))) {
-		lua_getiuservalue(L, 1, CLIENT_UV_INFOS);
-		lua_pushvalue(L, -2);
-		lua_rawseti(L, -2, mid);
-		lua_pop(L, 1);
-	}
+	info_push(L, 1, rc_from_mosq(rc), mid, 0, false);
+	if (rc == MOSQ_ERR_SUCCESS)
+		remember_info(L, -mid);
+	if (published)
+		client_notify_published(L, c, -mid, 0);
+	MQLUA_LEAVE();
 	return 1;
 }
 
@@ -781,7 +807,15 @@ static int l_max_inflight_messages_set(lua_State *L)
 	struct client *c = client_check(L, 1);
 	lua_Integer n = luaL_checkinteger(L, 2);
 	luaL_argcheck(L, n >= 0 && n <= 65535, 2, "inflight must be between 0 and 65535");
-	mosquitto_int_option(c->mosq, MOSQ_OPT_SEND_MAXIMUM, n == 0 ? 65535 : (int)n);
+	int window = n == 0 ? 65535 : (int)n;
+	if (window > c->ninflight) {
+		struct inflight *grown = realloc(c->inflight, window * sizeof *grown);
+		if (!grown)
+			return luaL_error(L, "out of memory");
+		c->inflight = grown;
+		c->max_inflight = window;
+	}
+	mosquitto_int_option(c->mosq, MOSQ_OPT_SEND_MAXIMUM, window);
 	return 0;
 }
 
@@ -813,6 +847,11 @@ void client_open(lua_State *L)
 		{ "message_callback_remove", client_message_callback_remove },
 		{ "reconnect_delay_set", l_reconnect_delay_set },
 		{ "max_inflight_messages_set", l_max_inflight_messages_set },
+		{ "max_queued_messages_set", client_max_queued_messages_set },
+		{ "queue_depth", client_queue_depth },
+		{ "queue_oldest_age", client_queue_oldest_age },
+		{ "dead_letters", client_dead_letters },
+		{ "retained", client_retained },
 		{ NULL, NULL }
 	};
 	static const luaL_Reg meta[] = {

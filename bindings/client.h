@@ -60,6 +60,21 @@ struct client {
 	int last_rc;                /* last connect/disconnect result code */
 	char last_error[512];       /* words for the last connection failure */
 
+	/* the outbox (client_outbox.c) */
+	struct store *store;        /* NULL: QoS>0 goes straight to libmosquitto (no store) */
+	bool random_id;             /* generated id: its queue lives in memory */
+	bool queue_qos0;            /* QoS 0 while disconnected is queued too */
+	bool drop_oldest;           /* queue_policy "drop_oldest" instead of MQTT_ERR_QUEUE_SIZE */
+	int64_t max_queued;         /* 0: unlimited */
+	int64_t queued;             /* rows of this client in the outbox, -1 until counted */
+	int64_t sent_upto;          /* highest id handed to libmosquitto */
+	int64_t txn_first;          /* first id appended in the open transaction, 0 if none */
+	bool store_failed;          /* the last commit failed (a full disk): commit every publish */
+	bool backlog;               /* rows may wait beyond sent_upto */
+	int max_inflight;           /* our send window */
+	int ninflight;
+	struct inflight { int mid; int64_t id; } *inflight;
+
 	struct client *next;        /* every live client, for a clean shutdown */
 };
 
@@ -67,8 +82,13 @@ struct client {
 struct client *client_check(lua_State *L, int idx);
 /* Pushes the Lua object of c, or nil once it has been collected. */
 void client_push(lua_State *L, struct client *c);
-/* libmosquitto reported mid as sent (QoS 0) or acknowledged. */
-void client_mark_published(lua_State *L, struct client *c, int mid);
+/* The message under key (outbox id, or -packet id for direct QoS 0) is done:
+ * published when reason < 0x80, else refused with that v5 reason. */
+void client_publish_done(lua_State *L, struct client *c, int64_t key, int reason);
+/* client_publish_done() and the script's on_publish(client, userdata, mid). */
+void client_notify_published(lua_State *L, struct client *c, int64_t key, int reason);
+/* Marks every waiting info with key >= from_key as failed with rc. */
+void client_fail_infos(lua_State *L, struct client *c, int64_t from_key, int rc);
 
 /* Checks an optional qos argument (0, 1 or 2), raising an error naming it. */
 int client_check_qos(lua_State *L, int idx, int def);
@@ -81,7 +101,29 @@ int client_message_callback_remove(lua_State *L);
 
 /* info.c: MQTTMessageInfo */
 void info_open(lua_State *L);
-int info_push(lua_State *L, int client_idx, int rc, int mid, int qos, bool published);
+int info_push(lua_State *L, int client_idx, int rc, int64_t mid, int qos, bool published);
+
+/* client_outbox.c: the store in front of QoS>0 publishing */
+/* Reads Client{store=, durability=, queue_policy=, queue_qos0=} (a table at idx, or none) and
+ * opens the client's store. Raises on bad options or a store that cannot be opened. */
+void client_outbox_open(lua_State *L, struct client *c, int opts_idx);
+void client_outbox_close(struct client *c);
+/* Queues a message; returns its id (> 0), or 0 with *rc set (RC_QUEUE_SIZE, RC_ERRNO...). */
+int64_t client_outbox_publish(struct client *c, const char *topic, const void *payload, size_t len,
+                              int qos, bool retain, int *rc);
+/* Hands committed messages to libmosquitto while connected, within the window. */
+void client_outbox_dispatch(struct client *c);
+void client_outbox_committed(struct client *c);
+void client_outbox_commit_failed(struct client *c, const char *why);
+/* libmosquitto says packet mid was acknowledged (reason < 0x80) or refused:
+ * returns the message's id, or 0 if mid is not an outbox message. */
+int64_t client_outbox_acked(struct client *c, int mid, int reason);
+/* Commits c's store now (after a failed commit, publish does this each time). */
+void mqlua_store_commit(struct store *s);
+int client_queue_depth(lua_State *L);
+int client_queue_oldest_age(lua_State *L);
+int client_dead_letters(lua_State *L);
+int client_max_queued_messages_set(lua_State *L);
 
 /* client_net.c */
 void client_net_init(struct client *c);

@@ -8,6 +8,7 @@
  */
 #include "bindings/client.h"
 #include "bindings/rc.h"
+#include "bindings/retained.h"
 #include "runtime/log.h"
 
 #include <errno.h>
@@ -381,10 +382,21 @@ static void on_publish_cb(struct mosquitto *mosq, void *obj, int mid, int reason
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)reason; (void)props;
-	client_mark_published(L, c, mid);
+	(void)mosq; (void)props;
+	if (c->publishing) {
+		/* written inside mosquitto_publish(): its caller finishes the job */
+		c->early_published_mid = mid;
+		return;
+	}
+	int64_t id = client_outbox_acked(c, mid, reason);
+	client_notify_published(L, c, id ? id : -mid, reason);
+}
+
+void client_notify_published(lua_State *L, struct client *c, int64_t key, int reason)
+{
+	client_publish_done(L, c, key, reason);
 	if (push_callback(L, c, "on_publish")) {
-		lua_pushinteger(L, mid);
+		lua_pushinteger(L, key < 0 ? -key : key);
 		mqlua_pcall(L, 3, 0, "on_publish");
 	}
 }
@@ -396,6 +408,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	lua_State *L = client_callback_L(c);
 	(void)mosq; (void)props;
 	int top = lua_gettop(L);
+	if (m->retain)
+		retained_cache_message(c, m->topic, m->payload, (size_t)m->payloadlen, m->qos);
 	int ud = push_client(L, c);
 	if (!ud)
 		return;

@@ -10,45 +10,79 @@
 #include <string.h>
 
 struct info {
-	int rc;
-	int mid;
+	int rc;          /* paho's rc, or the broker's v5 reason code (>= 128) for a refusal */
+	int64_t mid;     /* the outbox id for QoS>0, libmosquitto's packet id for QoS 0 */
 	int qos;
 	bool published;
+	bool done;       /* published, refused or lost: nothing more will happen */
 };
 
-int info_push(lua_State *L, int client_idx, int rc, int mid, int qos, bool published)
+int info_push(lua_State *L, int client_idx, int rc, int64_t mid, int qos, bool published)
 {
 	struct info *i = lua_newuserdatauv(L, sizeof *i, 1);
 	i->rc = rc;
 	i->mid = mid;
 	i->qos = qos;
 	i->published = published;
+	i->done = published || rc != 0;
 	luaL_setmetatable(L, MQLUA_INFO_T);
 	lua_pushvalue(L, client_idx);
 	lua_setiuservalue(L, -2, 1);
 	return 1;
 }
 
-/* Called by client_net.c when libmosquitto reports mid as published. */
-void client_mark_published(lua_State *L, struct client *c, int mid)
+/* Finds the waiting info under key in c's table; pushes nothing, returns NULL if none. */
+static struct info *take_info(lua_State *L, struct client *c, int64_t key)
 {
-	if (c->publishing) {
-		c->early_published_mid = mid;
-		return;
+	struct info *i = NULL;
+	client_push(L, c);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
 	}
+	lua_getiuservalue(L, -1, CLIENT_UV_INFOS);
+	if (lua_rawgeti(L, -1, key) == LUA_TUSERDATA) {
+		i = lua_touserdata(L, -1);    /* stays alive: its client holds the weak table, we hold it */
+		lua_pushnil(L);
+		lua_rawseti(L, -3, key);
+	}
+	lua_pop(L, 3);
+	return i;
+}
+
+void client_publish_done(lua_State *L, struct client *c, int64_t key, int reason)
+{
+	struct info *i = take_info(L, c, key);
+	if (i) {
+		i->done = true;
+		i->published = reason < 0x80;
+		if (reason >= 0x80)
+			i->rc = reason;
+	}
+}
+
+void client_fail_infos(lua_State *L, struct client *c, int64_t from_key, int rc)
+{
 	client_push(L, c);
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		return;
 	}
 	lua_getiuservalue(L, -1, CLIENT_UV_INFOS);
-	if (lua_rawgeti(L, -1, mid) == LUA_TUSERDATA) {
-		struct info *i = lua_touserdata(L, -1);
-		i->published = true;
-		lua_pushnil(L);
-		lua_rawseti(L, -3, mid);
+	int t = lua_gettop(L);
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		if (lua_tointeger(L, -2) >= from_key) {
+			struct info *i = lua_touserdata(L, -1);
+			i->rc = rc;
+			i->done = true;
+			lua_pushvalue(L, -2);
+			lua_pushnil(L);
+			lua_rawset(L, t);    /* clearing an existing field during next() is allowed */
+		}
+		lua_pop(L, 1);
 	}
-	lua_pop(L, 3);
+	lua_pop(L, 2);
 }
 
 static struct info *check_info(lua_State *L)
@@ -67,7 +101,7 @@ struct info_wait { struct info *info; struct client *c; };
 static bool info_done(void *ud)
 {
 	struct info_wait *w = ud;
-	return w->info->published || !w->c->mosq;
+	return w->info->done || !w->c->mosq;
 }
 
 /* info:wait_for_publish(timeout=nil) -> true when published, false on timeout */
@@ -77,8 +111,9 @@ static int info_wait_for_publish(lua_State *L)
 	double timeout = luaL_optnumber(L, 2, -1);
 	if (i->rc == RC_QUEUE_SIZE)
 		return luaL_error(L, "message publish failed: message queue full");
-	if (i->rc != RC_SUCCESS && !(i->rc == RC_NO_CONN && i->qos > 0))
-		return luaL_error(L, "message publish failed: %s", rc_error_string(i->rc));
+	if (i->rc != RC_SUCCESS && !i->published)
+		return luaL_error(L, "message publish failed: %s", i->rc >= 0x80 ? mosquitto_reason_string(i->rc)
+		                  : rc_error_string(i->rc));
 	lua_getiuservalue(L, 1, 1);
 	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
 	if (!i->published && loop_io_active(&c->io) && c->io.busy)
@@ -96,6 +131,9 @@ static int info_wait_for_publish(lua_State *L)
 	}
 	MQLUA_LEAVE();
 	mqlua_check_interrupted(L);
+	if (i->done && !i->published)
+		return luaL_error(L, "message publish failed: %s", i->rc >= 0x80 ? mosquitto_reason_string(i->rc)
+		                  : rc_error_string(i->rc));
 	lua_pushboolean(L, i->published);
 	return 1;
 }
@@ -120,7 +158,8 @@ static int info_index(lua_State *L)
 static int info_tostring(lua_State *L)
 {
 	struct info *i = check_info(L);
-	lua_pushfstring(L, "MQTTMessageInfo(mid=%d, rc=%d, %s)", i->mid, i->rc, i->published ? "published" : "pending");
+	lua_pushfstring(L, "MQTTMessageInfo(mid=%I, rc=%d, %s)", (lua_Integer)i->mid, i->rc,
+	                i->published ? "published" : i->done ? "failed" : "pending");
 	return 1;
 }
 

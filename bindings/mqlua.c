@@ -255,6 +255,7 @@ int luaopen_mqlua(lua_State *L)
 	client_open(L);
 	message_open(L);
 	luaL_newlib(L, module_fns);
+	store_bindings_open(L);
 	topic_open(L);
 	for (int i = 0; constants[i].name; i++) {
 		lua_pushinteger(L, constants[i].value);

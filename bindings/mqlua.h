@@ -51,6 +51,22 @@ void mqlua_set_default_broker(const char *host, int port, const char *username,
  * connect, so a script needs no loop_forever(). False under plain lua5.4. */
 extern bool mqlua_autoattach;
 
+/* ---- the stores (bindings/store.c) ---- */
+struct store;
+/* The path of the process's store: --store, else $MQLUA_STORE, else
+ * ${XDG_STATE_HOME:-~/.local/state}/mqlua/store.db. */
+extern char *mqlua_store_path;
+/* The store at path (NULL: the process's store) with the given durability
+ * (enum store_durability), opened on first use and shared by every client
+ * naming the same path; a memory store is shared by all "memory" clients.
+ * Its writes are committed once per loop iteration and at exit. NULL with
+ * the reason in err. */
+struct store *mqlua_store(const char *path, int durability, char *err, size_t errlen);
+/* Commits every open store now (also done by the loop and at exit). */
+void mqlua_store_commit_all(void);
+void store_bindings_open(lua_State *L);  /* registers the commit hook; sets mqlua.state */
+void state_open(lua_State *L);           /* sets field `state` of the table on top */
+
 /* Per type entry points (one file each). */
 void client_open(lua_State *L);          /* metatables; pushes nothing */
 int client_new(lua_State *L);            /* mqtt.Client(...) */

@@ -42,7 +42,7 @@ $out"
 
 out=$(lua5.4 -e "$cpath; local m = require 'mqlua'
 local c = m.Client('so-client')
-print(c:publish('t', 'x', 1).rc == m.MQTT_ERR_NO_CONN, c:loop(0.01) == m.MQTT_ERR_NO_CONN)" 2>&1)
+print(c:publish('t', 'x', 0).rc == m.MQTT_ERR_NO_CONN, c:loop(0.01) == m.MQTT_ERR_NO_CONN)" 2>&1)
 rc=$?
 [ $rc -eq 0 ] && [ "$out" = "true	true" ] && ok "under lua5.4: an unconnected client says MQTT_ERR_NO_CONN" ||
 	not_ok "under lua5.4: an unconnected client says MQTT_ERR_NO_CONN" "exit $rc: $out"

@@ -240,7 +240,7 @@ end)
 ---------------------------------------------------------------------------
 -- runtime failures returned as rc
 
-test("publish while not connected: rc NO_CONN; wait_for_publish raises at QoS 0, times out at QoS 1", function(t)
+test("publish while not connected: rc NO_CONN at QoS 0 (wait_for_publish raises); QoS 1 is queued (waits)", function(t)
 	local c = mqtt.Client("err-noconn")
 	local i0 = c:publish("a", "x", 0)
 	t:eq(i0.rc, mqtt.MQTT_ERR_NO_CONN, "qos 0 rc")
@@ -248,7 +248,8 @@ test("publish while not connected: rc NO_CONN; wait_for_publish raises at QoS 0,
 	t:raises(function() i0:wait_for_publish(0.1) end,
 		"message publish failed: " .. lit(mqtt.error_string(mqtt.MQTT_ERR_NO_CONN)))
 	local i1 = c:publish("a", "x", 1)
-	t:eq(i1.rc, mqtt.MQTT_ERR_NO_CONN, "qos 1 rc")
+	t:eq(i1.rc, mqtt.MQTT_ERR_SUCCESS, "qos 1 rc: queued in the store")
+	t:eq(c:queue_depth(), 1, "one message queued")
 	local t0 = mqtt.time()
 	t:eq(i1:wait_for_publish(0.3), false, "wait_for_publish times out")
 	local waited = mqtt.time() - t0

@@ -1,0 +1,132 @@
+# kill9_publish.sh - fault 2 of the store: kill -9 of a publishing mqlua.
+# A publisher (lib/stream_pub.lua) publishes 1..N, keeping its place in
+# mqlua.state.next (committed with the outbox rows of the same loop
+# iteration, batches of 200). It is killed with SIGKILL at 10 random points
+# spread over its run (over "progress" = published + acknowledged, so kills
+# land while it publishes and while it drains its backlog) and restarted
+# each time with the same client_id and store, then left to finish. A
+# subscriber with a persistent session, up the whole time, must have every
+# number at least once; duplicates are allowed, counted and printed.
+# QoS 1 with 50,000 messages, then QoS 2 with 20,000.
+# FAULTS_SEED=N reproduces the kill points of an earlier run.
+. tests/lib/sh.sh
+. tests/faults/lib/faults.sh
+
+KILLS=10
+WORK=$(tmpdir) || exit 1
+PORT=$(free_port) || exit 1
+SEED=${FAULTS_SEED:-$(((RANDOM << 15) | RANDOM))}
+RANDOM=$SEED
+export MQLUA_STORE=$WORK/unused-default.db
+echo "# work dir $WORK, broker port $PORT, seed $SEED (FAULTS_SEED=$SEED to repeat), mqlua $MQLUA"
+
+mkdir -p "$WORK/broker"
+mosq_conf "$WORK/broker" "$PORT" 'persistence false'
+mosq_start "$WORK/broker" "$PORT" || { not_ok "a broker starts" "$(tail_of "$WORK/broker/mosquitto.log")"; finish; }
+
+# progress FILE: prints published + acknowledged (0 .. 2N) from a
+# stream_pub progress file ("next depth"), or nothing if not there yet.
+progress() {
+	local nx dp
+	read -r nx dp <"$1" 2>/dev/null || return 1
+	[ -n "$dp" ] || return 1
+	echo $((2 * (nx - 1) - dp))
+}
+
+# run_case QOS N: one whole kill series and its verdicts.
+run_case() {
+	local qos=$1 n=$2 tag=q$1
+	local store=$WORK/$tag.db prog=$WORK/$tag.progress sub pid k target p rc
+	local targets=() landed=0 log="" started ended
+	started=$(date +%s)
+
+	spawn "sub-$tag" "$MQLUA" "$FAULTS_LIB/sub.lua" 127.0.0.1 "$PORT" "k9-sub-$tag" "faults/kill9/$tag" "$qos" \
+		"$WORK/sub-$tag.txt" "$n"
+	sub=$SPAWNED
+	if ! wait_for 15 test -e "$WORK/sub-$tag.txt.ready"; then
+		not_ok "QoS $qos: the subscriber subscribes" "$(tail_of "$WORK/sub-$tag.err")"
+		return
+	fi
+
+	# 10 kill points spread over the progress range: one at random in each
+	# tenth of it
+	mapfile -t targets < <(spread_points "$KILLS" 0 $((2 * n)))
+	echo "# QoS $qos, $n messages: kill points (progress out of $((2 * n))): ${targets[*]}"
+
+	for ((k = 0; k < KILLS; k++)); do
+		target=${targets[$k]}
+		rm -f "$prog"
+		spawn "pub-$tag-$k" "$MQLUA" --store "$store" "$FAULTS_LIB/stream_pub.lua" 127.0.0.1 "$PORT" \
+			"k9-pub-$tag" "$qos" "$n" "faults/kill9/$tag" "$prog" 200
+		pid=$SPAWNED
+		if ! wait_for 60 eval '[ "$(progress "$prog")" -ge "$target" ] 2>/dev/null || gone '"$pid"; then
+			not_ok "QoS $qos: run $k reaches progress $target within 60 s" \
+				"progress file: $(cat "$prog" 2>&1)
+$(tail_of "$WORK/pub-$tag-$k.out" "$WORK/pub-$tag-$k.err")"
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			break
+		fi
+		sleep "0.0$((RANDOM % 10))"
+		p=$(cat "$prog" 2>/dev/null)
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		rc=$?
+		if [ "$rc" -eq 137 ]; then
+			landed=$((landed + 1))
+			log+="kill $((k + 1)) at next/depth ${p:-?}; "
+		else
+			log+="run $((k + 1)) ended by itself (exit $rc) before its kill; "
+			if [ "$rc" -ne 0 ]; then
+				not_ok "QoS $qos: run $((k + 1)) ends only by the kill" \
+					"exit $rc
+$(tail_of "$WORK/pub-$tag-$k.out" "$WORK/pub-$tag-$k.err")"
+			fi
+			break
+		fi
+	done
+	echo "# QoS $qos: $log"
+
+	# the last run: to the end
+	rm -f "$prog"
+	spawn "pub-$tag-last" "$MQLUA" --store "$store" "$FAULTS_LIB/stream_pub.lua" 127.0.0.1 "$PORT" \
+		"k9-pub-$tag" "$qos" "$n" "faults/kill9/$tag" "$prog" 200
+	pid=$SPAWNED
+	wait_exit "$pid" 120
+	rc=$EXIT_RC
+	echo "# QoS $qos: final run: exit $rc: $(tr '\n' ' ' <"$WORK/pub-$tag-last.out")"
+	if [ "$rc" = 0 ] && grep -q "^done next=$((n + 1)) depth=0" "$WORK/pub-$tag-last.out"; then
+		ok "QoS $qos: after $landed kills -9 the restarted publisher completes (state.next = $((n + 1)), queue empty)"
+	else
+		not_ok "QoS $qos: after $landed kills -9 the restarted publisher completes (state.next = $((n + 1)), queue empty)" \
+			"exit $rc
+$(tail_of "$WORK/pub-$tag-last.out" "$WORK/pub-$tag-last.err")"
+	fi
+	[ "$landed" -eq "$KILLS" ] && ok "QoS $qos: all $KILLS kills -9 landed on a running publisher" ||
+		not_ok "QoS $qos: all $KILLS kills -9 landed on a running publisher" "$log"
+
+	wait_for 30 test -e "$WORK/sub-$tag.txt.done"
+	kill -TERM "$sub" 2>/dev/null
+	wait_exit "$sub" 10
+	local counts
+	counts=$(seq_count "$WORK/sub-$tag.txt" "$n")
+	ended=$(date +%s)
+	echo "# QoS $qos: subscriber received: $counts ($((ended - started)) s)"
+	echo "# QoS $qos: duplicates: $(field "$counts" dups)"
+	if [ "$(field "$counts" missing)" = 0 ] && [ "$(field "$counts" out_of_range)" = 0 ]; then
+		ok "QoS $qos: the subscriber has every number 1..$n ($(field "$counts" dups) duplicates after $landed kills)"
+	else
+		not_ok "QoS $qos: the subscriber has every number 1..$n ($(field "$counts" dups) duplicates after $landed kills)" \
+			"$counts
+kills: $log
+$(tail_of "$WORK/sub-$tag.err")"
+	fi
+	local san
+	san=$(sanitizer_report "$WORK"/pub-"$tag"-*.err "$WORK/sub-$tag.err")
+	[ -z "$san" ] && ok "QoS $qos: no sanitizer report from any publisher or the subscriber" ||
+		not_ok "QoS $qos: no sanitizer report from any publisher or the subscriber" "$san"
+}
+
+run_case 1 "${FAULTS_KILL9_N1:-50000}"
+run_case 2 "${FAULTS_KILL9_N2:-20000}"
+finish

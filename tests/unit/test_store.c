@@ -1,0 +1,517 @@
+/*
+ * test_store.c - unit tests of the retained-message cache (store/retained.c)
+ * and of the scripts' state (store/state.c), on a store in a temporary file
+ * and on a memory store: every case runs once on each ("[file]", "[memory]"),
+ * and the cases about reopening a file run on the file store only.
+ *
+ * Filters are matched with bindings/topic.c's topic_matches, the function
+ * client:retained() uses, so the wildcard cases check what a script sees.
+ *
+ * Prints `ok - <name>` or `not ok - <name>` per case, details on `# ` lines,
+ * and exits 1 if a case failed. `test_store NAME...` runs only the cases
+ * whose name contains a NAME.
+ */
+#include "bindings/mqlua.h"
+#include "store/retained.h"
+#include "store/state.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- a tiny harness ---- */
+
+static char details[8192];
+static size_t details_len;
+static bool case_failed;
+
+__attribute__((format(printf, 3, 4)))
+static void fail_at(const char *file, int line, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	case_failed = true;
+	if (details_len < sizeof details - 1) {
+		int n = snprintf(details + details_len, sizeof details - details_len, "%s:%d: %s\n", file, line, msg);
+		if (n > 0)
+			details_len += (size_t)n;
+		if (details_len > sizeof details - 1)
+			details_len = sizeof details - 1;
+	}
+}
+#define NOTE(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
+/* Ends the case as failed. */
+#define FAIL(...) do { NOTE(__VA_ARGS__); return; } while (0)
+
+#define CHECK(cond) do { \
+	if (!(cond)) \
+		FAIL("check failed: %s", #cond); \
+} while (0)
+
+#define CHECK_INT(actual, expected) do { \
+	long long a_ = (long long)(actual), e_ = (long long)(expected); \
+	if (a_ != e_) \
+		FAIL("%s == %s: expected %lld, got %lld", #actual, #expected, e_, a_); \
+} while (0)
+
+#define CHECK_STR(actual, expected) do { \
+	const char *a_ = (actual), *e_ = (expected); \
+	if (!a_ || strcmp(a_, e_) != 0) \
+		FAIL("%s: expected \"%s\", got %s%s%s", #actual, e_, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : ""); \
+} while (0)
+
+/* ---- fixtures ---- */
+
+static char dir[64];           /* this case's temporary directory ("" for memory) */
+static char path[128];         /* its store file */
+static enum store_durability durability;
+static struct store *current;  /* the case's open store: main closes it at the end */
+
+/* Opens the case's store (again, for the reopen cases). */
+static struct store *open_store(void)
+{
+	char err[512];
+	struct store *s = store_open(path, durability, err, sizeof err);
+	if (!s)
+		NOTE("store_open(%s): %s", path, err);
+	return s;
+}
+
+static bool match(const char *filter, const char *topic)
+{
+	return topic_matches(filter, strlen(filter), topic, strlen(topic));
+}
+
+static int put(struct store *s, const char *client, const char *topic, const char *payload, int qos)
+{
+	return retained_put(s, client, topic, payload, strlen(payload), qos);
+}
+
+/* What retained_each passed, as "topic=payload@qos;" for each message. */
+struct seen {
+	char text[2048];
+	int calls;
+	int stop_after;          /* 0: never stop */
+	double min_updated, max_updated;
+};
+
+static bool record(const struct retained_msg *m, void *ud)
+{
+	struct seen *k = ud;
+	size_t n = strlen(k->text);
+	snprintf(k->text + n, sizeof k->text - n, "%s=%.*s@%d;", m->topic, m->payloadlen,
+	         (const char *)m->payload, m->qos);
+	if (k->calls == 0 || m->updated < k->min_updated)
+		k->min_updated = m->updated;
+	if (k->calls == 0 || m->updated > k->max_updated)
+		k->max_updated = m->updated;
+	k->calls++;
+	return !(k->stop_after && k->calls >= k->stop_after);
+}
+
+/* retained_each of client and filter, as text ("ERROR" on failure). */
+static const char *cached(struct store *s, const char *client, const char *filter)
+{
+	static struct seen k;
+	memset(&k, 0, sizeof k);
+	int n = retained_each(s, client, filter, match, record, &k);
+	if (n < 0)
+		return "ERROR";
+	if (n != k.calls)
+		return "COUNT MISMATCH";
+	return k.text;
+}
+
+/* ---- retained ---- */
+
+static void test_retained_put_then_read(struct store *s)
+{
+	CHECK_INT(put(s, "c1", "home/lamp", "on", 1), 0);
+	CHECK(store_in_transaction(s));              /* the write joined the iteration's transaction */
+	CHECK_STR(cached(s, "c1", "home/lamp"), "home/lamp=on@1;");
+	CHECK_STR(cached(s, "c1", "#"), "home/lamp=on@1;");
+	CHECK_STR(cached(s, "c1", NULL), "home/lamp=on@1;");
+	CHECK_INT(store_commit(s), 0);
+	CHECK_STR(cached(s, "c1", "home/lamp"), "home/lamp=on@1;");
+}
+
+static void test_retained_upsert_replaces_payload_and_qos(struct store *s)
+{
+	CHECK_INT(put(s, "c1", "home/lamp", "on", 1), 0);
+	CHECK_INT(put(s, "c1", "home/lamp", "off", 2), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(put(s, "c1", "home/lamp", "dim", 0), 0);
+	CHECK_STR(cached(s, "c1", "#"), "home/lamp=dim@0;");
+}
+
+static void test_retained_empty_payload_deletes(struct store *s)
+{
+	CHECK_INT(put(s, "c1", "a", "1", 1), 0);
+	CHECK_INT(put(s, "c1", "b", "2", 1), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(put(s, "c1", "a", "", 1), 0);
+	CHECK_STR(cached(s, "c1", "#"), "b=2@1;");
+	CHECK_STR(cached(s, "c1", "a"), "");
+	CHECK_INT(put(s, "c1", "never-cached", "", 0), 0);   /* deleting nothing is fine */
+	CHECK_INT(store_commit(s), 0);
+	CHECK_STR(cached(s, "c1", "#"), "b=2@1;");
+}
+
+/* Keeps a copy of the last message it is passed (freed by the caller). */
+static bool grab(const struct retained_msg *m, void *ud)
+{
+	struct retained_msg *out = ud;
+	char *p = malloc((size_t)m->payloadlen + 1);
+	if (!p)
+		return false;
+	memcpy(p, m->payload, (size_t)m->payloadlen);
+	free((void *)out->payload);
+	free((void *)out->topic);
+	out->payload = p;
+	out->payloadlen = m->payloadlen;
+	out->topic = strdup(m->topic);
+	out->qos = m->qos;
+	out->updated = m->updated;
+	return true;
+}
+
+static void test_retained_binary_payload_kept_exactly(struct store *s)
+{
+	static const char bin[] = { 'x', 0, (char)0xff, 0, 'y' };
+	CHECK_INT(retained_put(s, "c1", "bin", bin, sizeof bin, 2), 0);
+	struct retained_msg m = { 0 };
+	int n = retained_each(s, "c1", "bin", match, grab, &m);
+	bool same = m.payload && m.payloadlen == (int)sizeof bin && memcmp(m.payload, bin, sizeof bin) == 0;
+	int qos = m.qos;
+	free((void *)m.payload);
+	free((void *)m.topic);
+	CHECK_INT(n, 1);
+	CHECK(same);
+	CHECK_INT(qos, 2);
+}
+
+/* A set of topics for the filter cases, put in an order unlike topic order. */
+static int put_tree(struct store *s)
+{
+	static const char *const topics[] = {
+		"a/b/c", "a", "$SYS/broker/uptime", "x", "a/b", "b/x", "a/bc", "a0", "a/c/x",
+		"/x", "a/", "c/x/y", "$SYS/x", "b/y/x", "caf\xc3\xa9/x", "a//b",
+	};
+	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+		if (put(s, "c1", topics[i], "p", 1) != 0)
+			return -1;
+	return 0;
+}
+
+static void test_retained_hash_matches_all_but_dollar_topics_in_order(struct store *s)
+{
+	CHECK_INT(put_tree(s), 0);
+	CHECK_STR(cached(s, "c1", "#"),
+	          "/x=p@1;a=p@1;a/=p@1;a//b=p@1;a/b=p@1;a/b/c=p@1;a/bc=p@1;a/c/x=p@1;a0=p@1;"
+	          "b/x=p@1;b/y/x=p@1;c/x/y=p@1;caf\xc3\xa9/x=p@1;x=p@1;");
+	CHECK_STR(cached(s, "c1", "$SYS/#"), "$SYS/broker/uptime=p@1;$SYS/x=p@1;");
+	CHECK_STR(cached(s, "c1", "+/x"), "/x=p@1;b/x=p@1;caf\xc3\xa9/x=p@1;");
+	CHECK_STR(cached(s, "c1", "+/+"), "/x=p@1;a/=p@1;a/b=p@1;a/bc=p@1;b/x=p@1;caf\xc3\xa9/x=p@1;");
+	CHECK_STR(cached(s, "c1", "$SYS/+"), "$SYS/x=p@1;");
+}
+
+static void test_retained_filters_with_a_literal_prefix(struct store *s)
+{
+	CHECK_INT(put_tree(s), 0);
+	/* "a/b/#" also matches its parent "a/b"; "a/bc" and "a0" share the prefix but not the level */
+	CHECK_STR(cached(s, "c1", "a/b/#"), "a/b=p@1;a/b/c=p@1;");
+	CHECK_STR(cached(s, "c1", "a/#"), "a=p@1;a/=p@1;a//b=p@1;a/b=p@1;a/b/c=p@1;a/bc=p@1;a/c/x=p@1;");
+	CHECK_STR(cached(s, "c1", "a/+"), "a/=p@1;a/b=p@1;a/bc=p@1;");
+	CHECK_STR(cached(s, "c1", "a/+/x"), "a/c/x=p@1;");
+	CHECK_STR(cached(s, "c1", "a//#"), "a/=p@1;a//b=p@1;");
+	CHECK_STR(cached(s, "c1", "b/+/x"), "b/y/x=p@1;");
+	CHECK_STR(cached(s, "c1", "c/#"), "c/x/y=p@1;");
+	CHECK_STR(cached(s, "c1", "caf\xc3\xa9/+"), "caf\xc3\xa9/x=p@1;");
+	CHECK_STR(cached(s, "c1", "/#"), "/x=p@1;");
+	CHECK_STR(cached(s, "c1", "zz/#"), "");
+	/* no wildcard: exact lookups */
+	CHECK_STR(cached(s, "c1", "a/b"), "a/b=p@1;");
+	CHECK_STR(cached(s, "c1", "a/b/"), "");
+	CHECK_STR(cached(s, "c1", "$SYS/x"), "$SYS/x=p@1;");
+}
+
+static void test_retained_clients_are_separate(struct store *s)
+{
+	CHECK_INT(put(s, "c1", "t", "one", 1), 0);
+	CHECK_INT(put(s, "c2", "t", "two", 2), 0);
+	CHECK_INT(put(s, "c2", "u", "u2", 0), 0);
+	CHECK_STR(cached(s, "c1", "#"), "t=one@1;");
+	CHECK_STR(cached(s, "c2", "#"), "t=two@2;u=u2@0;");
+	CHECK_STR(cached(s, "c3", "#"), "");
+	CHECK_INT(put(s, "c2", "t", "", 0), 0);
+	CHECK_STR(cached(s, "c1", "t"), "t=one@1;");
+	CHECK_STR(cached(s, "c2", "t"), "");
+	/* a client_id that is a prefix of another shares nothing with it */
+	CHECK_INT(put(s, "c", "t", "short", 0), 0);
+	CHECK_STR(cached(s, "c", "#"), "t=short@0;");
+	CHECK_STR(cached(s, "c1", "#"), "t=one@1;");
+}
+
+static void test_retained_stops_when_fn_returns_false(struct store *s)
+{
+	CHECK_INT(put_tree(s), 0);
+	struct seen k = { .stop_after = 2 };
+	CHECK_INT(retained_each(s, "c1", "a/#", match, record, &k), 2);
+	CHECK_STR(k.text, "a=p@1;a/=p@1;");
+	/* the statement was reset: the next call starts again */
+	CHECK_STR(cached(s, "c1", "a/#"), "a=p@1;a/=p@1;a//b=p@1;a/b=p@1;a/b/c=p@1;a/bc=p@1;a/c/x=p@1;");
+}
+
+static void test_retained_records_the_time(struct store *s)
+{
+	double before = store_now();
+	CHECK_INT(put(s, "c1", "t", "x", 0), 0);
+	double after = store_now();
+	struct seen k = { .text = "" };
+	CHECK_INT(retained_each(s, "c1", "t", match, record, &k), 1);
+	if (k.min_updated < before || k.max_updated > after)
+		FAIL("updated %.6f not within [%.6f, %.6f]", k.min_updated, before, after);
+	CHECK(before > 1.6e9);       /* wall-clock seconds, not a monotonic clock */
+}
+
+static void test_retained_null_match_takes_every_row(struct store *s)
+{
+	CHECK_INT(put_tree(s), 0);
+	struct seen k = { .text = "" };
+	/* without a match function a wildcard filter only narrows by its literal prefix */
+	CHECK_INT(retained_each(s, "c1", NULL, NULL, record, &k), 16);
+}
+
+static void test_retained_survives_close_and_reopen(struct store *s)
+{
+	CHECK_INT(put(s, "c1", "home/lamp", "on", 1), 0);
+	CHECK_INT(put(s, "c1", "home/door", "shut", 2), 0);
+	current = NULL;
+	store_close(s);              /* commits what is pending */
+	current = open_store();
+	CHECK(current);
+	CHECK_STR(cached(current, "c1", "home/+"), "home/door=shut@2;home/lamp=on@1;");
+}
+
+/* ---- state ---- */
+
+static struct state_value val(char type, const char *text)
+{
+	return (struct state_value){ type, text, strlen(text) };
+}
+
+/* state_get of key as "type:text", "ABSENT" or "ERROR". */
+static const char *got(struct store *s, const char *scope, const char *key)
+{
+	static char out[512];
+	struct state_value v;
+	int rc = state_get(s, scope, key, &v);
+	if (rc < 0)
+		return "ERROR";
+	if (rc == 0)
+		return "ABSENT";
+	snprintf(out, sizeof out, "%c:%.*s", v.type, (int)v.len, v.data);
+	return out;
+}
+
+static void test_state_set_get_every_type(struct store *s)
+{
+	struct state_value vs[] = {
+		val('s', "hello"), val('n', "0.10000000000000001"), val('i', "-9223372036854775808"),
+		val('b', "true"), val('j', "{\"a\":[1,2]}"), val('s', ""),
+	};
+	const char *keys[] = { "str", "num", "int", "bool", "json", "empty" };
+	for (int i = 0; i < 6; i++)
+		CHECK_INT(state_set(s, "", keys[i], &vs[i]), 0);
+	CHECK(store_in_transaction(s));
+	CHECK_STR(got(s, "", "str"), "s:hello");
+	CHECK_STR(got(s, "", "num"), "n:0.10000000000000001");
+	CHECK_STR(got(s, "", "int"), "i:-9223372036854775808");
+	CHECK_STR(got(s, "", "bool"), "b:true");
+	CHECK_STR(got(s, "", "json"), "j:{\"a\":[1,2]}");
+	CHECK_STR(got(s, "", "empty"), "s:");
+	CHECK_STR(got(s, "", "missing"), "ABSENT");
+	CHECK_INT(store_commit(s), 0);
+	CHECK_STR(got(s, "", "json"), "j:{\"a\":[1,2]}");
+}
+
+static void test_state_values_are_bytes_and_null_terminated_on_get(struct store *s)
+{
+	static const char bin[] = { 'a', 0, 'b' };
+	struct state_value v = { 's', bin, sizeof bin }, out;
+	CHECK_INT(state_set(s, "", "bin", &v), 0);
+	CHECK_INT(state_get(s, "", "bin", &out), 1);
+	CHECK_INT(out.type, 's');
+	CHECK_INT(out.len, 3);
+	CHECK(memcmp(out.data, bin, 3) == 0);
+	CHECK_INT(out.data[3], 0);
+}
+
+static void test_state_overwrite_and_delete(struct store *s)
+{
+	struct state_value a = val('i', "1"), b = val('s', "one");
+	CHECK_INT(state_set(s, "", "k", &a), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(state_set(s, "", "k", &b), 0);
+	CHECK_STR(got(s, "", "k"), "s:one");
+	CHECK_INT(state_set(s, "", "k", NULL), 0);
+	CHECK_STR(got(s, "", "k"), "ABSENT");
+	CHECK_INT(state_set(s, "", "never", NULL), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_STR(got(s, "", "k"), "ABSENT");
+}
+
+static void test_state_refuses_an_unknown_type(struct store *s)
+{
+	struct state_value v = val('x', "1");
+	CHECK_INT(state_set(s, "", "k", &v), -1);
+	CHECK_STR(got(s, "", "k"), "ABSENT");
+}
+
+struct listing {
+	char text[1024];
+	int stop_after;
+	int calls;
+};
+
+static bool list_one(const char *key, const struct state_value *v, void *ud)
+{
+	struct listing *k = ud;
+	size_t n = strlen(k->text);
+	snprintf(k->text + n, sizeof k->text - n, "%s=%c:%.*s;", key, v->type, (int)v->len, v->data);
+	k->calls++;
+	return !(k->stop_after && k->calls >= k->stop_after);
+}
+
+static void test_state_each_in_key_order_per_scope(struct store *s)
+{
+	const char *keys[] = { "b", "a", "c", "B", "aa" };
+	for (int i = 0; i < 5; i++) {
+		struct state_value v = val('i', keys[i]);
+		CHECK_INT(state_set(s, "", keys[i], &v), 0);
+	}
+	struct state_value other = val('s', "other");
+	CHECK_INT(state_set(s, "script2", "a", &other), 0);
+	struct listing k = { .text = "" };
+	CHECK_INT(state_each(s, "", list_one, &k), 5);
+	CHECK_STR(k.text, "B=i:B;a=i:a;aa=i:aa;b=i:b;c=i:c;");
+	struct listing k2 = { .text = "" };
+	CHECK_INT(state_each(s, "script2", list_one, &k2), 1);
+	CHECK_STR(k2.text, "a=s:other;");
+	CHECK_STR(got(s, "script2", "b"), "ABSENT");
+	CHECK_STR(got(s, "", "a"), "i:a");
+	struct listing k3 = { .text = "" };
+	CHECK_INT(state_each(s, "nobody", list_one, &k3), 0);
+	struct listing k4 = { .text = "", .stop_after = 2 };
+	CHECK_INT(state_each(s, "", list_one, &k4), 2);
+	CHECK_STR(k4.text, "B=i:B;a=i:a;");
+}
+
+static void test_state_survives_close_and_reopen(struct store *s)
+{
+	struct state_value n = val('n', "3.1415926535897931"), j = val('j', "[true]");
+	CHECK_INT(state_set(s, "", "pi", &n), 0);
+	CHECK_INT(state_set(s, "sc", "list", &j), 0);
+	CHECK_INT(state_set(s, "", "gone", &n), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(state_set(s, "", "gone", NULL), 0);
+	current = NULL;
+	store_close(s);              /* commits the delete too */
+	current = open_store();
+	CHECK(current);
+	CHECK_STR(got(current, "", "pi"), "n:3.1415926535897931");
+	CHECK_STR(got(current, "sc", "list"), "j:[true]");
+	CHECK_STR(got(current, "", "gone"), "ABSENT");
+}
+
+/* ---- main ---- */
+
+#define CASE(fn, file_only) { #fn, fn, file_only }
+static const struct {
+	const char *name;
+	void (*fn)(struct store *s);
+	bool file_only;          /* the case closes s and reopens the file (as current) */
+} cases[] = {
+	CASE(test_retained_put_then_read, false),
+	CASE(test_retained_upsert_replaces_payload_and_qos, false),
+	CASE(test_retained_empty_payload_deletes, false),
+	CASE(test_retained_binary_payload_kept_exactly, false),
+	CASE(test_retained_hash_matches_all_but_dollar_topics_in_order, false),
+	CASE(test_retained_filters_with_a_literal_prefix, false),
+	CASE(test_retained_clients_are_separate, false),
+	CASE(test_retained_stops_when_fn_returns_false, false),
+	CASE(test_retained_records_the_time, false),
+	CASE(test_retained_null_match_takes_every_row, false),
+	CASE(test_retained_survives_close_and_reopen, true),
+	CASE(test_state_set_get_every_type, false),
+	CASE(test_state_values_are_bytes_and_null_terminated_on_get, false),
+	CASE(test_state_overwrite_and_delete, false),
+	CASE(test_state_refuses_an_unknown_type, false),
+	CASE(test_state_each_in_key_order_per_scope, false),
+	CASE(test_state_survives_close_and_reopen, true),
+};
+
+static bool selected(const char *name, int argc, char **argv)
+{
+	if (argc < 2)
+		return true;
+	for (int i = 1; i < argc; i++)
+		if (strstr(name, argv[i]))
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	int failed = 0, ran = 0;
+	static const enum store_durability kinds[] = { STORE_NORMAL, STORE_MEMORY };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (int kind = 0; kind < 2; kind++) {
+			char name[200];
+			snprintf(name, sizeof name, "%s [%s]", cases[i].name, kind == 0 ? "file" : "memory");
+			if (!selected(name, argc, argv) || (cases[i].file_only && kinds[kind] == STORE_MEMORY))
+				continue;
+			ran++;
+			case_failed = false;
+			details_len = 0;
+			details[0] = 0;
+			durability = kinds[kind];
+			dir[0] = 0;
+			snprintf(path, sizeof path, ":memory:");
+			if (durability != STORE_MEMORY) {
+				snprintf(dir, sizeof dir, "/tmp/test_store.XXXXXX");
+				if (!mkdtemp(dir)) {
+					NOTE("mkdtemp failed");
+					dir[0] = 0;
+				}
+				snprintf(path, sizeof path, "%s/sub/store.db", dir);
+			}
+			current = case_failed ? NULL : open_store();
+			if (current) {
+				cases[i].fn(current);
+				store_close(current);
+			}
+			if (dir[0]) {
+				char cmd[128];
+				snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+				if (system(cmd) != 0)
+					NOTE("could not remove %s", dir);
+			}
+			printf("%s - %s\n", case_failed ? "not ok" : "ok", name);
+			if (case_failed) {
+				failed++;
+				for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
+					printf("# %s\n", line);
+			}
+			fflush(stdout);
+		}
+	}
+	if (failed)
+		printf("# %d of %d cases failed\n", failed, ran);
+	return failed || !ran ? 1 : 0;
+}
