@@ -446,6 +446,11 @@ static int l_disconnect(lua_State *L)
 	c->connect_requested = false;
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
+	if (c->store && c->connected) {
+		/* what was published just before goes out ahead of the DISCONNECT (unacked rows stay queued) */
+		mqlua_store_commit(c->store);
+		client_outbox_dispatch(c);
+	}
 	int rc = mosquitto_disconnect(c->mosq);
 	if (rc != MOSQ_ERR_SUCCESS)
 		client_detach(c);   /* nothing to wait for */
@@ -625,15 +630,16 @@ static int l_publish(lua_State *L)
 {
 	struct message_args a;
 	struct client *c = check_message_args(L, &a);
-	if (a.retain)
-		retained_cache_message(c, a.topic, a.payload, a.payloadlen, a.qos);
 	if (a.qos > 0 || (c->queue_qos0 && !c->connected)) {
 		/* through the outbox: sent after this iteration's commit */
 		int rc;
 		int64_t id = client_outbox_publish(c, a.topic, a.payload, a.payloadlen, a.qos, a.retain, &rc);
 		info_push(L, 1, rc, id, a.qos, false);
-		if (id > 0)
+		if (id > 0) {
 			remember_info(L, id);
+			if (a.retain)
+				retained_cache_message(c, a.topic, a.payload, a.payloadlen, a.qos);
+		}
 		return 1;
 	}
 	int mid = 0;
@@ -647,6 +653,8 @@ static int l_publish(lua_State *L)
 	info_push(L, 1, rc_from_mosq(rc), mid, 0, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		remember_info(L, -mid);
+	if (rc == MOSQ_ERR_SUCCESS && a.retain)
+		retained_cache_message(c, a.topic, a.payload, a.payloadlen, 0);
 	if (published)
 		client_notify_published(L, c, -mid, 0);
 	MQLUA_LEAVE();

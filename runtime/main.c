@@ -33,6 +33,9 @@ static const char usage_text[] =
 	"  -b, --broker URL     default broker for client:connect() without a host:\n"
 	"                       mqtt://[user[:password]@]host[:port], mqtts://... (TLS),\n"
 	"                       or 'embedded' to start a private mosquitto on 127.0.0.1\n"
+	"  -s, --store PATH     the SQLite store for queued messages, retained messages and\n"
+	"                       mqlua.state (default $MQLUA_STORE, else\n"
+	"                       ${XDG_STATE_HOME:-~/.local/state}/mqlua/store.db)\n"
 	"  -v, --verbose        debug logging, including libmosquitto's own log\n"
 	"  -q, --quiet          log errors only\n"
 	"      --version        print the version and exit\n"
@@ -183,6 +186,12 @@ int main(int argc, char **argv)
 			broker_spec = argv[i];
 		} else if (strncmp(a, "--broker=", 9) == 0) {
 			broker_spec = a + 9;
+		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--store") == 0) {
+			if (++i == argc || !*argv[i])
+				usage_error("'%s' needs a file path", a);
+			mqlua_store_path = argv[i];
+		} else if (strncmp(a, "--store=", 8) == 0) {
+			mqlua_store_path = (char *)a + 8;
 		} else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
 			if (++i == argc)
 				usage_error("'%s' needs an argument", a);
@@ -216,7 +225,8 @@ int main(int argc, char **argv)
 	int end = script ? script : argc;
 	for (int i = 1; i < end; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0) {
+		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0 || strcmp(a, "-s") == 0 ||
+		    strcmp(a, "--store") == 0) {
 			i++;
 			continue;
 		}

@@ -1,6 +1,7 @@
 -- pub.lua - the mqlua side of the publish benchmark.
 --
 --   mqlua tests/bench/pub.lua HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES
+--         [CLIENT_ID STORE DURABILITY]
 --
 -- Same work as `ref_client pub`: after CONNACK, publish COUNT messages of
 -- PAYLOAD_BYTES bytes to TOPIC at QOS, and wait until every one is
@@ -17,6 +18,12 @@
 -- receive exactly COUNT on_publish callbacks; the window only bounds how
 -- much waits in memory, and it is far larger than the inflight limit (20)
 -- and than what fills a socket buffer, so the wire is never left idle.
+--
+-- Without CLIENT_ID the client gets a generated id, so QoS>0 messages go
+-- through an in-memory store. With CLIENT_ID STORE DURABILITY ("memory",
+-- "normal" or "full") the QoS>0 messages go through that SQLite store file:
+-- every publish is a row, committed once per loop iteration, sent within the
+-- inflight window of 20, deleted by its ack.
 
 local mqtt = require "mqlua"
 
@@ -24,8 +31,10 @@ local WINDOW = 1000
 
 local host, port, topic = arg[1], tonumber(arg[2]), arg[3]
 local count, qos, payload_bytes = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
-if not (host and port and topic and count and qos and payload_bytes) then
-	io.stderr:write("usage: mqlua pub.lua HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES\n")
+local client_id, store, durability = arg[7], arg[8], arg[9]
+if not (host and port and topic and count and qos and payload_bytes)
+	or (client_id and not (store and durability)) then
+	io.stderr:write("usage: mqlua pub.lua HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES [CLIENT_ID STORE DURABILITY]\n")
 	os.exit(1)
 end
 
@@ -54,7 +63,12 @@ local function top_up(client)
 	end
 end
 
-local c = mqtt.Client("", true)
+local c
+if client_id then
+	c = mqtt.Client{client_id = client_id, clean_session = true, store = store, durability = durability}
+else
+	c = mqtt.Client("", true)
+end
 
 c.on_connect = function(client, userdata, flags, rc)
 	if rc ~= 0 then

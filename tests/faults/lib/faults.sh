@@ -66,6 +66,9 @@ tail_of() {
 mosq_conf() {
 	local dir=$1 port=$2
 	shift 2
+	# mosquitto started as root drops to its own user: let it write its
+	# persistence file here
+	chmod 777 "$dir"
 	{
 		printf 'listener %s 127.0.0.1\n' "$port"
 		printf 'allow_anonymous true\n'
