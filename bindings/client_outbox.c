@@ -171,7 +171,7 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 void client_outbox_dispatch(struct client *c)
 {
 	if (!c->store || !c->connected || !c->backlog || c->ninflight >= c->max_inflight ||
-	    store_in_transaction(c->store))
+	    store_has_urgent(c->store))
 		return;
 	int room = c->max_inflight - c->ninflight;
 	struct dispatch d = { c, false };

@@ -21,6 +21,7 @@ char *mqlua_store_path;
 static struct store *stores[MAX_STORES];
 static int nstores;
 static struct loop_hook commit_hook;
+static struct loop_timer lazy_timer;   /* wakes an idle loop to commit lazy writes */
 
 static const char *default_path(void)
 {
@@ -65,11 +66,11 @@ struct store *mqlua_store(const char *path, int durability, char *err, size_t er
 
 /* Commits every store; a failed commit is logged and told to the clients
  * whose messages it held. Returns true if all commits succeeded. */
-static bool commit_all(void)
+static bool commit_all(bool only_due)
 {
 	bool ok = true;
 	for (int i = 0; i < nstores; i++) {
-		if (!store_in_transaction(stores[i]))
+		if (!store_in_transaction(stores[i]) || (only_due && !store_commit_due(stores[i])))
 			continue;
 		if (store_commit(stores[i]) == 0) {
 			for (struct client *c = client_all; c; c = c->next)
@@ -88,27 +89,39 @@ static bool commit_all(void)
 
 void mqlua_store_commit_all(void)
 {
-	commit_all();
+	commit_all(false);
 }
 
 void mqlua_store_commit(struct store *s)
 {
 	(void)s;   /* one store's commit tells the same clients as all of them */
-	commit_all();
+	commit_all(false);
 }
 
-/* Once per loop iteration, before it sleeps: commit, then send what was committed. */
+/* Once per loop iteration, before it sleeps: commit (new messages at once;
+ * a transaction holding only the deletes of acked messages at most every
+ * STORE_LAZY_SECONDS), then send what was committed. */
 static void commit_hook_cb(struct loop_hook *h)
 {
 	(void)h;
-	commit_all();
+	commit_all(true);
 	for (struct client *c = client_all; c; c = c->next)
 		client_outbox_dispatch(c);
+	bool pending = false;
+	for (int i = 0; i < nstores && !pending; i++)
+		pending = store_in_transaction(stores[i]);
+	if (pending && !loop_timer_active(&lazy_timer))
+		loop_timer_start(loop_default(), &lazy_timer, STORE_LAZY_SECONDS, 0);
+}
+
+static void lazy_timer_cb(struct loop_timer *t)
+{
+	(void)t;   /* the wakeup is the point: the hook commits on the next turn */
 }
 
 static void close_all(void)
 {
-	commit_all();
+	commit_all(false);
 	for (int i = 0; i < nstores; i++)
 		store_close(stores[i]);
 	nstores = 0;
@@ -119,6 +132,8 @@ void store_bindings_open(lua_State *L)
 	static bool hooked;
 	if (!hooked) {
 		loop_hook_init(&commit_hook, commit_hook_cb, NULL);
+		loop_timer_init(&lazy_timer, lazy_timer_cb, NULL);
+		lazy_timer.ref = false;
 		loop_hook_start(loop_default(), &commit_hook);
 		atexit(close_all);
 		hooked = true;

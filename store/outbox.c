@@ -52,7 +52,7 @@ int64_t outbox_append(struct store *s, const char *client, const char *topic,
 
 int outbox_ack(struct store *s, int64_t id)
 {
-	if (store_begin(s) != 0)
+	if (store_begin_lazy(s) != 0)   /* losing an ack's delete costs a resend, not a message */
 		return -1;
 	sqlite3_stmt *st = store_stmt(s, sql_ack);
 	if (!st)

@@ -34,6 +34,8 @@ struct store {
 	char path[PATH_MAX];
 	enum store_durability durability;
 	bool in_txn;
+	bool urgent;               /* the open transaction holds store_begin() writes */
+	double txn_started;        /* monotonic seconds */
 	char error[2 * PATH_MAX + 512];
 	struct cached_stmt stmts[MAX_STMTS];
 	int nstmts;
@@ -239,14 +241,41 @@ void store_close(struct store *s)
 	free(s);
 }
 
-int store_begin(struct store *s)
+static double monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int store_begin_lazy(struct store *s)
 {
 	if (s->in_txn)
 		return 0;
 	if (exec(s, "BEGIN IMMEDIATE", "cannot start a transaction") != 0)
 		return -1;
 	s->in_txn = true;
+	s->urgent = false;
+	s->txn_started = monotonic();
 	return 0;
+}
+
+int store_begin(struct store *s)
+{
+	int rc = store_begin_lazy(s);
+	if (rc == 0)
+		s->urgent = true;
+	return rc;
+}
+
+bool store_commit_due(const struct store *s)
+{
+	return s->in_txn && (s->urgent || monotonic() - s->txn_started >= STORE_LAZY_SECONDS);
+}
+
+bool store_has_urgent(const struct store *s)
+{
+	return s->in_txn && s->urgent;
 }
 
 int store_commit(struct store *s)
@@ -254,6 +283,7 @@ int store_commit(struct store *s)
 	if (!s->in_txn)
 		return 0;
 	s->in_txn = false;
+	s->urgent = false;
 	if (exec(s, "COMMIT", "commit failed") == 0)
 		return 0;
 	char saved[sizeof s->error];

@@ -48,8 +48,20 @@ const char *store_error(const struct store *s);
 /* Records "store <path>: <what>: <SQLite's message>" as the error; returns -1. */
 int store_fail(struct store *s, const char *what);
 
-/* Opens the iteration's transaction if none is open. 0 or -1. */
+/* Opens the iteration's transaction if none is open. 0 or -1. What is
+ * written after store_begin() must be committed at the end of the iteration. */
 int store_begin(struct store *s);
+/* The same for writes whose loss costs only a resend (deleting acknowledged
+ * messages): they may wait for a later commit, so that a stream of acks does
+ * not cost one commit (one fsync with durability "full") per loop turn. */
+int store_begin_lazy(struct store *s);
+/* True when the open transaction holds writes that store_begin() made, or
+ * lazy ones older than STORE_LAZY_SECONDS: the loop should commit now. */
+bool store_commit_due(const struct store *s);
+/* True when the open transaction holds writes that must not leave the process
+ * before their commit (new messages): nothing may be sent until then. */
+bool store_has_urgent(const struct store *s);
+#define STORE_LAZY_SECONDS 0.1
 /* Commits the open transaction, if any. 0 or -1 (the transaction is then
  * rolled back: its writes are lost, what was committed before stays). */
 int store_commit(struct store *s);

@@ -104,7 +104,7 @@ done
 S=$WORK/shared.db
 spawn hold "$MQLUA" --store "$S" "$FAULTS_LIB/claim.lua" cs-two hold
 holder=$SPAWNED
-if ! wait_for 15 grep -q '^holding' "$WORK/hold.out"; then
+if ! fwait 15 grep -q '^holding' "$WORK/hold.out"; then
 	not_ok "a first process claims client cs-two" "$(tail_of "$WORK/hold.out" "$WORK/hold.err")"
 	finish
 fi

@@ -56,7 +56,7 @@ fi
 echo "# broker started; subscriber nb-sub (clean_session false, QoS1) subscribes first"
 spawn sub1 "$MQLUA" "$FAULTS_LIB/sub.lua" 127.0.0.1 "$PORT" nb-sub faults/nobroker 1 "$WORK/sub1.txt" $((N + EXTRA))
 sub=$SPAWNED
-if ! wait_for 15 test -e "$WORK/sub1.txt.ready"; then
+if ! fwait 15 test -e "$WORK/sub1.txt.ready"; then
 	not_ok "the subscriber subscribes" "$(tail_of "$WORK/sub1.out" "$WORK/sub1.err")"
 	finish
 fi
@@ -74,7 +74,7 @@ else
 $(tail_of "$WORK/drain.out" "$WORK/drain.err")"
 fi
 
-wait_for 30 test -e "$WORK/sub1.txt.done"
+wait_settled "$WORK/sub1.txt" 10
 kill -TERM "$sub" 2>/dev/null
 wait_exit "$sub" 10
 counts=$(seq_count "$WORK/sub1.txt" $((N + EXTRA)))
@@ -109,13 +109,13 @@ mosq_conf "$WORK/b2" "$PORT2" 'persistence true' "persistence_location $WORK/b2/
 mosq_start "$WORK/b2" "$PORT2" || { not_ok "a broker with persistence starts" "$(tail_of "$WORK/b2/mosquitto.log")"; finish; }
 spawn sub2 "$MQLUA" "$FAULTS_LIB/sub.lua" 127.0.0.1 "$PORT2" nb-sub2 faults/nobroker2 1 "$WORK/sub2.txt" "$N"
 sub=$SPAWNED
-wait_for 15 test -e "$WORK/sub2.txt.ready" || { not_ok "subscriber 2 subscribes" "$(tail_of "$WORK/sub2.err")"; finish; }
+fwait 15 test -e "$WORK/sub2.txt.ready" || { not_ok "subscriber 2 subscribes" "$(tail_of "$WORK/sub2.err")"; finish; }
 mosq_kill TERM
 echo "# broker stopped (session saved); a publisher starts, publishes $N with connect_async retrying"
 spawn pub2 "$MQLUA" --store "$WORK/store2.db" "$FAULTS_LIB/stream_pub.lua" 127.0.0.1 "$PORT2" nb-pub2 1 "$N" \
 	faults/nobroker2 "$WORK/pub2.progress"
 pub=$SPAWNED
-wait_for 60 grep -q "^$((N + 1)) $N\$" "$WORK/pub2.progress"
+fwait 60 grep -q "^$((N + 1)) $N\$" "$WORK/pub2.progress"
 echo "# publisher progress (next depth) while the broker is down: $(cat "$WORK/pub2.progress" 2>&1)"
 if grep -q "^$((N + 1)) $N\$" "$WORK/pub2.progress" && kill -0 "$pub" 2>/dev/null; then
 	ok "while the broker is down the running publisher queues all $N (queue_depth $N)"
@@ -128,7 +128,7 @@ mosq_start "$WORK/b2" "$PORT2" || { not_ok "the broker restarts" "$(tail_of "$WO
 wait_exit "$pub" 90
 pub_rc=$EXIT_RC
 echo "# publisher: exit $pub_rc: $(tr '\n' ' ' <"$WORK/pub2.out")"
-wait_for 30 test -e "$WORK/sub2.txt.done"
+wait_settled "$WORK/sub2.txt" 10
 kill -TERM "$sub" 2>/dev/null
 wait_exit "$sub" 10
 counts=$(seq_count "$WORK/sub2.txt" "$N")

@@ -13,7 +13,8 @@ io.stdout:setvbuf("line")
 
 local c = mqtt.Client { client_id = id, clean_session = false }
 local depth0 = c:queue_depth()
-print(string.format("found depth=%d oldest_age=%s", depth0, tostring(c:queue_oldest_age())))
+print(string.format("found depth=%d oldest_age=%s state.next=%s", depth0, tostring(c:queue_oldest_age()),
+	tostring(mqtt.state.next)))
 if host == "-" then os.exit(0) end
 
 c:reconnect_delay_set(0.05, 0.5)

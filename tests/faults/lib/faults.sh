@@ -10,6 +10,77 @@
 
 FAULTS_LIB=tests/faults/lib
 
+# faults_cleanup: sh.sh's cleanup, after copying $WORK to $FAULTS_KEEP (if
+# set: a directory that must not exist yet) for a post-mortem.
+faults_cleanup() {
+	if [ -n "${FAULTS_KEEP:-}" ] && [ -n "${WORK:-}" ]; then
+		cp -a "$WORK" "$FAULTS_KEEP" 2>/dev/null && echo "# kept $WORK as $FAULTS_KEEP"
+	fi
+	sh_cleanup
+}
+trap faults_cleanup EXIT
+
+# fwait TIMEOUT CMD [ARGS...]: reruns CMD every 0.05 s until it succeeds
+# (0) or TIMEOUT seconds pass (1). sh.sh's wait_for computes its limit with
+# awk's printf "%d", which mawk (Debian's awk) caps at 2147483647 ns: every
+# wait_for there ends after 2.1 s at most. This one uses "%.0f".
+fwait() {
+	local limit_ns start_ns
+	limit_ns=$(awk -v t="$1" 'BEGIN { printf "%.0f", t * 1e9 }')
+	shift
+	start_ns=$(date +%s%N)
+	until "$@" >/dev/null 2>&1; do
+		[ $(($(date +%s%N) - start_ns)) -lt "$limit_ns" ] || return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+# wait_settled OUT SECONDS: waits until sub.lua's OUT.done exists (0), or
+# OUT has not grown for SECONDS (1): the subscriber got all it will get.
+wait_settled() {
+	local out=$1 secs=$2 size last=-1 since
+	since=$(date +%s)
+	while [ ! -e "$out.done" ]; do
+		size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+		if [ "$size" -ne "$last" ]; then
+			last=$size since=$(date +%s)
+		elif [ $(($(date +%s) - since)) -ge "$secs" ]; then
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 0
+}
+
+# progress FILE: prints published + acknowledged (0 .. 2N) from a
+# stream_pub progress file ("next depth"), or fails if not there yet.
+progress() {
+	local nx dp
+	[ -r "$1" ] && read -r nx dp <"$1" 2>/dev/null || return 1
+	[ -n "$dp" ] || return 1
+	echo $((2 * (nx - 1) - dp))
+}
+
+# wait_progress FILE TARGET PID: waits until the progress in FILE reaches
+# TARGET or PID ends (0), or the progress has not moved for $STALL seconds
+# (default 15) (1).
+wait_progress() {
+	local file=$1 target=$2 pid=$3 p last=-1 since
+	since=$(date +%s)
+	while :; do
+		p=$(progress "$file") || p=-1
+		[ "$p" -ge "$target" ] && return 0
+		gone "$pid" && return 0
+		if [ "$p" -ne "$last" ]; then
+			last=$p since=$(date +%s)
+		elif [ $(($(date +%s) - since)) -ge "${STALL:-15}" ]; then
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
 # spawn NAME CMD [ARGS...]: starts CMD in the background, stdout to
 # $WORK/NAME.out, stderr to $WORK/NAME.err; sets SPAWNED (its pid).
 spawn() {
@@ -33,7 +104,7 @@ gone() {
 # after SECONDS and returns 1 (EXIT_RC=timeout).
 wait_exit() {
 	local pid=$1 secs=$2
-	if wait_for "$secs" gone "$pid"; then
+	if fwait "$secs" gone "$pid"; then
 		wait "$pid" 2>/dev/null
 		EXIT_RC=$?
 		return 0
@@ -88,7 +159,7 @@ mosq_start() {
 	mosquitto -c "$dir/mosquitto.conf" >>"$dir/mosquitto.log" 2>&1 </dev/null &
 	MOSQ_PID=$!
 	echo "$MOSQ_PID" >>"$SH_STATE/pids"
-	if wait_for 10 port_open "$port"; then
+	if fwait 10 port_open "$port"; then
 		return 0
 	fi
 	echo "mosquitto did not start on port $port:" >&2
