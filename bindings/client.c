@@ -383,8 +383,6 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	c->connect_requested = true;
 	c->connack_seen = false;
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
-	if (async && mqlua_autoattach)
-		client_attach(c);
 	MQLUA_ENTER(L);
 	errno = 0;
 	int rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
@@ -396,6 +394,8 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	} else {
 		if (!async)
 			c->connect_requested = false;
+		else if (mqlua_autoattach)
+			client_attach(c);   /* connect_async retries with backoff */
 		client_connect_failed(c, rc);
 	}
 	MQLUA_LEAVE();

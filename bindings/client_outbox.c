@@ -62,6 +62,12 @@ void client_outbox_open(lua_State *L, struct client *c, int idx)
 		luaL_error(L, "out of memory");
 	c->queued = -1;
 	c->backlog = true;
+	int64_t stale_qos2 = c->clean_session ? 0 : outbox_count_qos(s, c->client_id, 2);
+	if (stale_qos2 > 0)
+		log_warn("client \"%s\": %lld QoS 2 messages of an earlier process are queued; with "
+		         "clean_session = false the broker may still hold their unfinished exchanges, which "
+		         "libmosquitto cannot resume (their packet ids are gone): publish QoS 2 with "
+		         "clean_session = true", c->client_id, (long long)stale_qos2);
 }
 
 void client_outbox_close(struct client *c)

@@ -121,13 +121,16 @@ bool mqlua_wait(bool (*done)(void *ud), void *ud, double timeout)
 {
 	struct loop *loop = loop_default();
 	double deadline = timeout >= 0 ? loop_now() + timeout : -1;
+	bool ran = false;
 	while (!done(ud)) {
 		if (mqlua_interrupted)
 			return false;
 		double left = deadline < 0 ? 1.0 : deadline - loop_now();
-		if (left <= 0)
+		if (left <= 0 && ran)
 			return false;
-		loop_run_once(loop, left > 1.0 ? 1.0 : left);
+		/* at least one turn, even for a zero timeout: sleep(0) commits and sends */
+		loop_run_once(loop, left <= 0 ? 0 : left > 1.0 ? 1.0 : left);
+		ran = true;
 	}
 	return true;
 }

@@ -121,6 +121,19 @@ int64_t outbox_count(struct store *s, const char *client)
 	return n;
 }
 
+int64_t outbox_count_qos(struct store *s, const char *client, int qos)
+{
+	static const char sql[] = "SELECT count(*) FROM outbox WHERE client = ?1 AND qos = ?2";
+	sqlite3_stmt *st = store_stmt(s, sql);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, qos);
+	int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n;
+}
+
 double outbox_oldest(struct store *s, const char *client)
 {
 	sqlite3_stmt *st = store_stmt(s, sql_oldest);

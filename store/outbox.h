@@ -31,8 +31,9 @@ int outbox_dead(struct store *s, int64_t id, int reason, const char *reason_text
  * of messages passed, or -1. fn returns false to stop early. */
 typedef bool (*outbox_fn)(const struct outbox_msg *m, void *ud);
 int outbox_fetch(struct store *s, const char *client, int64_t after, int max, outbox_fn fn, void *ud);
-/* Number of queued messages of client, or -1. */
+/* Number of queued messages of client, or -1; with qos >= 0 only those of that qos. */
 int64_t outbox_count(struct store *s, const char *client);
+int64_t outbox_count_qos(struct store *s, const char *client, int qos);
 /* Creation time (store_now()) of the oldest queued message, or 0 if none. */
 double outbox_oldest(struct store *s, const char *client);
 /* Drops the oldest queued message of client (for queue_policy "drop_oldest"). */

@@ -102,7 +102,7 @@ wait_for() {
 	local timeout=$1
 	shift
 	local limit_ns start_ns
-	limit_ns=$(awk -v t="$timeout" 'BEGIN { printf "%d", t * 1e9 }')
+	limit_ns=$(awk -v t="$timeout" 'BEGIN { printf "%.0f", t * 1e9 }')   # %d stops at 2^31 in mawk
 	start_ns=$(date +%s%N)
 	until "$@" >/dev/null 2>&1; do
 		[ $(($(date +%s%N) - start_ns)) -lt "$limit_ns" ] || return 1
