@@ -12,6 +12,7 @@
  * whose name contains a NAME.
  */
 #include "bindings/mqlua.h"
+#include "store/outbox.h"
 #include "store/retained.h"
 #include "store/state.h"
 
@@ -431,6 +432,131 @@ static void test_state_survives_close_and_reopen(struct store *s)
 
 /* ---- main ---- */
 
+/* ---- outbox ---- */
+
+/* outbox_fetch of client after id, as "topic=payload@qos;" per message. */
+static bool record_msg(const struct outbox_msg *m, void *ud)
+{
+	char *text = ud;
+	size_t n = strlen(text);
+	snprintf(text + n, 2048 - n, "%s=%.*s@%d%s;", m->topic, m->payloadlen, (const char *)m->payload,
+	         m->qos, m->retain ? "r" : "");
+	return true;
+}
+
+static const char *queued_after(struct store *s, const char *client, int64_t after, int max)
+{
+	static char text[2048];
+	text[0] = 0;
+	return outbox_fetch(s, client, after, max, record_msg, text) < 0 ? "ERROR" : text;
+}
+
+static int64_t add(struct store *s, const char *client, const char *topic, const char *payload, int qos)
+{
+	return outbox_append(s, client, topic, payload, strlen(payload), qos, false);
+}
+
+static void test_outbox_ids_increase_and_fetch_in_order(struct store *s)
+{
+	int64_t a = add(s, "c1", "t/a", "1", 1);
+	int64_t b = add(s, "c2", "t/b", "other client", 1);
+	int64_t c = add(s, "c1", "t/c", "2", 2);
+	CHECK(a > 0 && b > a && c > b);
+	CHECK_STR(queued_after(s, "c1", 0, 10), "t/a=1@1;t/c=2@2;");
+	CHECK_STR(queued_after(s, "c1", a, 10), "t/c=2@2;");
+	CHECK_STR(queued_after(s, "c1", 0, 1), "t/a=1@1;");
+	CHECK_INT(outbox_count(s, "c1"), 2);
+	CHECK_INT(outbox_count_qos(s, "c1", 2), 1);
+}
+
+static void test_outbox_ack_deletes_and_ids_are_not_reused(struct store *s)
+{
+	int64_t a = add(s, "c1", "t", "x", 1);
+	CHECK_INT(outbox_ack(s, a), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(outbox_count(s, "c1"), 0);
+	int64_t b = add(s, "c1", "t", "y", 1);
+	CHECK(b > a);
+}
+
+static bool record_dead(const struct outbox_msg *m, int reason, const char *why, double failed, void *ud)
+{
+	char *text = ud;
+	size_t n = strlen(text);
+	(void)failed;
+	snprintf(text + n, 2048 - n, "%s=%.*s@%d %d %s;", m->topic, m->payloadlen, (const char *)m->payload,
+	         m->qos, reason, why ? why : "");
+	return true;
+}
+
+static void test_outbox_dead_letter_keeps_the_message_and_reason(struct store *s)
+{
+	int64_t a = add(s, "c1", "denied/x", "payload", 1);
+	CHECK_INT(outbox_dead(s, a, 135, "Not authorized"), 0);
+	CHECK_INT(outbox_count(s, "c1"), 0);
+	char text[2048] = "";
+	CHECK_INT(outbox_dead_letters(s, "c1", 10, record_dead, text), 1);
+	CHECK_STR(text, "denied/x=payload@1 135 Not authorized;");
+}
+
+static void test_outbox_drop_oldest_and_oldest_time(struct store *s)
+{
+	CHECK(outbox_oldest(s, "c1") == 0);
+	double before = store_now();
+	add(s, "c1", "t", "1", 1);
+	add(s, "c1", "t", "2", 1);
+	double oldest = outbox_oldest(s, "c1");
+	CHECK(oldest >= before - 1 && oldest <= store_now() + 1);
+	CHECK_INT(outbox_drop_oldest(s, "c1"), 0);
+	CHECK_STR(queued_after(s, "c1", 0, 10), "t=2@1;");
+}
+
+static void test_outbox_rollback_on_failed_transaction_keeps_committed_rows(struct store *s)
+{
+	add(s, "c1", "t", "committed", 1);
+	CHECK_INT(store_commit(s), 0);
+	add(s, "c1", "t", "pending", 1);
+	CHECK(store_in_transaction(s));
+	CHECK(store_has_urgent(s));
+	CHECK_INT(sqlite3_exec(store_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_commit(s), -1);   /* nothing to commit any more: reported, not hidden */
+	CHECK_STR(queued_after(s, "c1", 0, 10), "t=committed@1;");
+}
+
+static void test_lazy_writes_wait_urgent_ones_do_not(struct store *s)
+{
+	int64_t a = add(s, "c1", "t", "x", 1);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(outbox_ack(s, a), 0);
+	CHECK(store_in_transaction(s));
+	CHECK(!store_has_urgent(s));
+	CHECK(!store_commit_due(s));      /* an ack alone may wait */
+	add(s, "c1", "t", "y", 1);
+	CHECK(store_has_urgent(s));
+	CHECK(store_commit_due(s));       /* a new message may not */
+	CHECK_INT(store_commit(s), 0);
+}
+
+static void test_claims_are_per_client_and_exclusive(struct store *s)
+{
+	char err[1024];
+	CHECK_INT(store_claim(s, "c1", err, sizeof err), 0);
+	CHECK_INT(store_claim(s, "c1", err, sizeof err), 0);   /* ours already */
+	CHECK_INT(store_claim(s, "c2", err, sizeof err), 0);
+	/* another open of the same file behaves like another process: flock is per open file */
+	struct store *other = open_store();
+	CHECK(other);
+	if (!other)
+		return;
+	int rc = store_claim(other, "c1", err, sizeof err);
+	CHECK_INT(rc, -1);
+	CHECK(strstr(err, "is used by process") != NULL);
+	CHECK(strstr(err, path) != NULL);
+	store_release(s, "c1");
+	CHECK_INT(store_claim(other, "c1", err, sizeof err), 0);
+	store_close(other);
+}
+
 #define CASE(fn, file_only) { #fn, fn, file_only }
 static const struct {
 	const char *name;
@@ -454,6 +580,13 @@ static const struct {
 	CASE(test_state_refuses_an_unknown_type, false),
 	CASE(test_state_each_in_key_order_per_scope, false),
 	CASE(test_state_survives_close_and_reopen, true),
+	CASE(test_outbox_ids_increase_and_fetch_in_order, false),
+	CASE(test_outbox_ack_deletes_and_ids_are_not_reused, false),
+	CASE(test_outbox_dead_letter_keeps_the_message_and_reason, false),
+	CASE(test_outbox_drop_oldest_and_oldest_time, false),
+	CASE(test_outbox_rollback_on_failed_transaction_keeps_committed_rows, false),
+	CASE(test_lazy_writes_wait_urgent_ones_do_not, false),
+	CASE(test_claims_are_per_client_and_exclusive, true),
 };
 
 static bool selected(const char *name, int argc, char **argv)
