@@ -22,49 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a tiny harness ---- */
-
-static char details[8192];
-static size_t details_len;
-static bool case_failed;
-
-__attribute__((format(printf, 3, 4)))
-static void fail_at(const char *file, int line, const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	case_failed = true;
-	if (details_len < sizeof details - 1) {
-		int n = snprintf(details + details_len, sizeof details - details_len, "%s:%d: %s\n", file, line, msg);
-		if (n > 0)
-			details_len += (size_t)n;
-		if (details_len > sizeof details - 1)
-			details_len = sizeof details - 1;
-	}
-}
-#define NOTE(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
-/* Ends the case as failed. */
-#define FAIL(...) do { NOTE(__VA_ARGS__); return; } while (0)
-
-#define CHECK(cond) do { \
-	if (!(cond)) \
-		FAIL("check failed: %s", #cond); \
-} while (0)
-
-#define CHECK_INT(actual, expected) do { \
-	long long a_ = (long long)(actual), e_ = (long long)(expected); \
-	if (a_ != e_) \
-		FAIL("%s == %s: expected %lld, got %lld", #actual, #expected, e_, a_); \
-} while (0)
-
-#define CHECK_STR(actual, expected) do { \
-	const char *a_ = (actual), *e_ = (expected); \
-	if (!a_ || strcmp(a_, e_) != 0) \
-		FAIL("%s: expected \"%s\", got %s%s%s", #actual, e_, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : ""); \
-} while (0)
+#include "tests/unit/check.h"
 
 /* s contains the text part (plain, not a pattern). */
 #define CHECK_HAS(s, part) do { \
@@ -521,15 +479,6 @@ static const struct test_case cases[] = {
 	CASE(test_url_path_and_query_rejected),
 };
 
-static bool selected(const char *name, int argc, char **argv)
-{
-	if (argc < 2)
-		return true;
-	for (int i = 1; i < argc; i++)
-		if (strstr(name, argv[i]))
-			return true;
-	return false;
-}
 
 int main(int argc, char **argv)
 {
