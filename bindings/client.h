@@ -71,7 +71,8 @@ struct client {
 	int64_t txn_first;          /* first id appended in the open transaction, 0 if none */
 	bool store_failed;          /* the last commit failed (a full disk): commit every publish */
 	bool backlog;               /* rows may wait beyond sent_upto */
-	int max_inflight;           /* our send window */
+	int max_inflight;           /* our send window (max_inflight_messages_set) */
+	int broker_receive_max;     /* the broker's Receive Maximum (v5 CONNACK), 0: none given */
 	int ninflight;
 	struct inflight { int mid; int64_t id; } *inflight;
 

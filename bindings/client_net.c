@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <mqtt_protocol.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,8 +309,11 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)props;
+	(void)mosq;
 	c->connack_seen = true;
+	uint16_t receive_max = 0;
+	c->broker_receive_max = mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max, false)
+	                        ? receive_max : 0;
 	if (rc == 0) {
 		c->connected = true;
 		c->ever_connected = true;

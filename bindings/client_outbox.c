@@ -149,6 +149,15 @@ void client_outbox_commit_failed(struct client *c, const char *why)
 	c->store_failed = true;
 }
 
+/* The send window: ours, or the broker's Receive Maximum when smaller. */
+static int window(const struct client *c)
+{
+	int w = c->max_inflight;
+	if (c->broker_receive_max > 0 && c->broker_receive_max < w)
+		w = c->broker_receive_max;
+	return w;
+}
+
 struct dispatch { struct client *c; bool stopped; };
 
 static bool send_one(const struct outbox_msg *m, void *ud)
@@ -171,15 +180,15 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 		client_outbox_acked(c, mid, 0);
 		client_notify_published(client_callback_L(c), c, m->id, 0);
 	}
-	return c->ninflight < c->max_inflight;
+	return c->ninflight < window(c);
 }
 
 void client_outbox_dispatch(struct client *c)
 {
-	if (!c->store || !c->connected || !c->backlog || c->ninflight >= c->max_inflight ||
+	if (!c->store || !c->connected || !c->backlog || c->ninflight >= window(c) ||
 	    store_has_urgent(c->store))
 		return;
-	int room = c->max_inflight - c->ninflight;
+	int room = window(c) - c->ninflight;
 	struct dispatch d = { c, false };
 	int n = outbox_fetch(c->store, c->client_id, c->sent_upto, room, send_one, &d);
 	if (n < 0)

@@ -177,6 +177,30 @@ test("a v5 broker's refusal moves the message to dead_letters()", function(t)
 	c:disconnect()
 end)
 
+test("a v5 broker's Receive Maximum narrows the window: everything still arrives, in order", function(t)
+	local b = T.broker { config = "max_inflight_messages 2" }
+	local sub = mqtt.Client { client_id = "ob-rmax-sub", protocol = mqtt.MQTTv5 }
+	local got, acked = {}, false
+	sub.on_connect = function(cl) cl:subscribe("ob/rmax/#", 1) end
+	sub.on_subscribe = function() acked = true end
+	sub.on_message = function(_, _, m) got[#got + 1] = m.payload end
+	t:eq(sub:connect(b.host, b.port), 0, "subscriber connects")
+	t:ok(T.wait_until(function() return acked end), "subscribed")
+	local c = mqtt.Client { client_id = "ob-rmax", protocol = mqtt.MQTTv5 }
+	c:max_inflight_messages_set(50)
+	local expect = {}
+	for i = 1, 40 do
+		c:publish("ob/rmax/x", tostring(i), 1)
+		expect[i] = tostring(i)
+	end
+	t:eq(c:connect(b.host, b.port), 0, "publisher connects")
+	t:ok(T.wait_until(function() return #got == 40 end, 10), "40 delivered (" .. #got .. ")")
+	t:eq(got, expect, "in order")
+	t:ok(T.wait_until(function() return c:queue_depth() == 0 end), "all acknowledged")
+	c:disconnect()
+	sub:disconnect()
+end)
+
 test("options: store = false keeps the queue in memory; bad options raise", function(t)
 	local m = mqtt.Client { client_id = "ob-mem", store = false }
 	t:eq(m:publish("ob/mem", "x", 1).rc, 0, "queued in memory")
