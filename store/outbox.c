@@ -34,7 +34,7 @@ static int step_done(sqlite3_stmt *st)
 int64_t outbox_append(struct store *s, const char *client, const char *topic,
                       const void *payload, size_t len, int qos, bool retain)
 {
-	if (store_begin(s) != 0)
+	if (store_begin(s) != 0 || store_outbox_reseed(s) != 0)
 		return -1;
 	sqlite3_stmt *st = store_stmt(s, sql_append);
 	if (!st)
@@ -47,7 +47,9 @@ int64_t outbox_append(struct store *s, const char *client, const char *topic,
 	sqlite3_bind_double(st, 6, store_now());
 	if (step_done(st) != 0)
 		return store_fail(s, "cannot queue the message");
-	return sqlite3_last_insert_rowid(store_db(s));
+	int64_t id = sqlite3_last_insert_rowid(store_db(s));
+	store_outbox_id_given(s, id);
+	return id;
 }
 
 int outbox_ack(struct store *s, int64_t id)

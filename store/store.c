@@ -35,6 +35,8 @@ struct store {
 	enum store_durability durability;
 	bool in_txn;
 	bool urgent;               /* the open transaction holds store_begin() writes */
+	int64_t max_outbox_id;     /* the highest outbox id handed out by this process */
+	bool reseed;               /* a commit failed: ids it used must not come again */
 	double txn_started;        /* monotonic seconds */
 	char error[2 * PATH_MAX + 512];
 	struct cached_stmt stmts[MAX_STMTS];
@@ -139,9 +141,23 @@ static int check_file(struct store *s, int *version)
 		return store_fail(s, "damaged (the integrity check failed)");
 	if (*problem) {
 		snprintf(s->error, sizeof s->error, "store %s: damaged: %s. The file was not changed; "
-		         "move it away (mqlua starts a new store) or recover rows with: sqlite3 %s .recover",
-		         s->path, problem, s->path);
+		         "move it away (mqlua starts a new store), or save what can be read into a new store "
+		         "as README.md says (sqlite3 .dump)", s->path, problem);
 		return -1;
+	}
+	if (*version >= 1) {
+		static const char sql[] = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+			"name IN ('outbox', 'dead_letters', 'retained', 'state')";
+		int n = -1;
+		if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+			n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+			sqlite3_finalize(st);
+		}
+		if (n != 4) {
+			snprintf(s->error, sizeof s->error, "store %s: marked as an mqlua store (version %d) but "
+			         "its tables are missing; not touched", s->path, *version);
+			return -1;
+		}
 	}
 	if (*version == 0) {
 		/* an existing non-empty database that is not ours: refuse it */
@@ -273,6 +289,27 @@ bool store_commit_due(const struct store *s)
 	return s->in_txn && (s->urgent || monotonic() - s->txn_started >= STORE_LAZY_SECONDS);
 }
 
+int store_outbox_id_given(struct store *s, int64_t id)
+{
+	if (id > s->max_outbox_id)
+		s->max_outbox_id = id;
+	return 0;
+}
+
+int store_outbox_reseed(struct store *s)
+{
+	if (!s->reseed || !s->in_txn)
+		return 0;
+	/* the failed transaction took AUTOINCREMENT's counter back with it */
+	char sql[160];
+	snprintf(sql, sizeof sql, "UPDATE sqlite_sequence SET seq = max(seq, %lld) WHERE name = 'outbox'",
+	         (long long)s->max_outbox_id);
+	if (exec(s, sql, "cannot keep message ids unique") != 0)
+		return -1;
+	s->reseed = false;
+	return 0;
+}
+
 bool store_has_urgent(const struct store *s)
 {
 	return s->in_txn && s->urgent;
@@ -286,6 +323,7 @@ int store_commit(struct store *s)
 	s->urgent = false;
 	if (exec(s, "COMMIT", "commit failed") == 0)
 		return 0;
+	s->reseed = true;
 	char saved[sizeof s->error];
 	memcpy(saved, s->error, sizeof saved);
 	if (!sqlite3_get_autocommit(s->db))

@@ -58,6 +58,10 @@ int store_begin_lazy(struct store *s);
 /* True when the open transaction holds writes that store_begin() made, or
  * lazy ones older than STORE_LAZY_SECONDS: the loop should commit now. */
 bool store_commit_due(const struct store *s);
+/* For outbox.c: ids handed out, so that after a failed commit (which takes
+ * AUTOINCREMENT's counter back) the next transaction moves it past them. */
+int store_outbox_id_given(struct store *s, int64_t id);
+int store_outbox_reseed(struct store *s);
 /* True when the open transaction holds writes that must not leave the process
  * before their commit (new messages): nothing may be sent until then. */
 bool store_has_urgent(const struct store *s);

@@ -100,6 +100,64 @@ for c in truncated random foreign; do
 	try_damaged "$c" client
 done
 
+# ---- the documented way out (README): move the file away, or save what
+# SQLite can still read into a new store with the README's sqlite3 recipe,
+# run here as the README spells it (FILE and NEW bound to paths), so that
+# the test follows the README; FAULTS_RECIPE='...' tries another recipe
+# written the same way ----------------------------------------------------
+recipe=${FAULTS_RECIPE:-$(grep -o '`sqlite3 FILE[^`]*`' README.md | head -n 1 | tr -d '`')}
+echo "# recovery recipe${FAULTS_RECIPE:+ (from FAULTS_RECIPE, not README.md)}: ${recipe:-none found in README.md}"
+if [ -n "$recipe" ] && grep -qw NEW <<<"$recipe"; then
+	ok "README.md gives a sqlite3 recipe that saves a damaged store FILE into NEW"
+else
+	not_ok "README.md gives a sqlite3 recipe that saves a damaged store FILE into NEW" \
+		"no \`sqlite3 FILE ... NEW ...\` code span in README.md"
+fi
+recipe_from="README's"
+[ -n "${FAULTS_RECIPE:-}" ] && recipe_from=FAULTS_RECIPE
+recipe_sh=$(sed -E 's/\bFILE\b/"$1"/g; s/\bNEW\b/"$2"/g' <<<"$recipe")
+for c in truncated random; do
+	f=$WORK/$c/store.db
+	rm -f "$WORK/$c"/*
+	cp "$WORK/$c.pristine" "$f"
+	mv "$f" "$f.bad"
+	timeout 30 "$MQLUA" --store "$f" "$FAULTS_LIB/use_store.lua" cs-use >"$WORK/$c-moved.out" 2>&1 </dev/null
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q '^publish rc 0$' "$WORK/$c-moved.out" && cmp -s "$f.bad" "$WORK/$c.pristine"; then
+		ok "$c store moved away: mqlua starts a new store at the same path, the moved file untouched"
+	else
+		not_ok "$c store moved away: mqlua starts a new store at the same path, the moved file untouched" \
+			"exit $rc
+$(cat "$WORK/$c-moved.out")"
+	fi
+
+	# what the damaged file still gives to a plain dump (for the log only)
+	readable=$(sqlite3 "$f.bad" .dump 2>/dev/null | grep -c '^INSERT INTO outbox ')
+	new=$WORK/$c-new.db
+	[ -n "$recipe" ] && timeout 60 bash -c "$recipe_sh" recipe "$f.bad" "$new" >"$WORK/$c-recipe.out" 2>&1 </dev/null
+	src=$?
+	# the queue of cs-pub (a damaged row may have come back with a garbled client)
+	rows=$(sqlite3 "$new" "SELECT count(*) FROM outbox WHERE client = 'cs-pub'" 2>&1)
+	new_state="$(stat -c %s "$new" 2>/dev/null || echo no) bytes, user_version $(sqlite3 "$new" 'PRAGMA user_version' 2>&1)"
+	timeout 30 "$MQLUA" --store "$new" "$FAULTS_LIB/drain.lua" - 0 cs-pub faults/corrupt \
+		>"$WORK/$c-recovered.out" 2>&1 </dev/null
+	rc=$?
+	depth=$(sed -n 's/^found depth=\([0-9]*\) .*/\1/p' "$WORK/$c-recovered.out")
+	echo "# $c: the dump has $readable outbox rows; recipe exit $src ($(grep -c . "$WORK/$c-recipe.out") lines of output: $(head -n 2 "$WORK/$c-recipe.out" | tr '\n' ' '))"
+	echo "# $c: NEW: $new_state, outbox rows of cs-pub: $rows; mqlua on NEW: exit $rc: $(head -n 3 "$WORK/$c-recovered.out" | tr '\n' ' ')"
+	name="$c store saved with the $recipe_from recipe: mqlua opens NEW and queues what survived (queue_depth = sqlite3's count of its outbox rows in NEW, > 0)"
+	if [ "$rc" -eq 0 ] && [ -n "$depth" ] && [ "$depth" = "$rows" ] && [ "$depth" -gt 0 ] && [ "$depth" -le 3000 ] &&
+		cmp -s "$f.bad" "$WORK/$c.pristine"; then
+		ok "$c store saved with the $recipe_from recipe: mqlua opens NEW and finds $depth of 3000 messages queued (sqlite3 counts $rows rows)"
+	else
+		not_ok "$name" "sqlite3 $(sqlite3 --version | cut -d' ' -f1): recipe exit $src; last lines of its output:
+$(tail -n 3 "$WORK/$c-recipe.out")
+outbox rows of cs-pub in NEW (sqlite3): $rows; a plain .dump of the file has $readable outbox rows and ends with: $(sqlite3 "$f.bad" .dump 2>/dev/null | tail -n 1)
+mqlua on NEW: exit $rc: $(head -c 400 "$WORK/$c-recovered.out")
+damaged file unchanged: $(cmp -s "$f.bad" "$WORK/$c.pristine" && echo yes || echo NO)"
+	fi
+done
+
 # ---- one queue, two processes -----------------------------------------------
 S=$WORK/shared.db
 spawn hold "$MQLUA" --store "$S" "$FAULTS_LIB/claim.lua" cs-two hold

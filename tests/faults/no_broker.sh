@@ -142,6 +142,22 @@ else
 $(tail_of "$WORK/pub2.out" "$WORK/pub2.err" "$WORK/sub2.err")"
 fi
 
+# connect_async opens one connection: each publisher shows up in its
+# broker's log connecting once, and no client's connection is ever taken
+# over by a second one of the same client_id
+conns1=$(grep -c 'New client connected from .* as nb-pub ' "$WORK/b1/mosquitto.log")
+conns2=$(grep -c 'New client connected from .* as nb-pub2 ' "$WORK/b2/mosquitto.log")
+taken=$(grep -h 'already connected, closing old connection' "$WORK/b1/mosquitto.log" "$WORK/b2/mosquitto.log")
+echo "# connections seen by the brokers: nb-pub $conns1, nb-pub2 $conns2"
+if [ "$conns1" = 1 ] && [ "$conns2" = 1 ] && [ -z "$taken" ]; then
+	ok "connect_async opens one connection: each publisher connects once, no client_id connects twice"
+else
+	not_ok "connect_async opens one connection: each publisher connects once, no client_id connects twice" \
+		"nb-pub connected $conns1 times, nb-pub2 $conns2 times
+$(head -n 5 <<<"$taken")
+$(grep -h 'New client connected' "$WORK/b1/mosquitto.log" "$WORK/b2/mosquitto.log" | head -n 10)"
+fi
+
 san=$(sanitizer_report "$WORK"/*.err)
 [ -z "$san" ] && ok "no sanitizer report from any child" || not_ok "no sanitizer report from any child" "$san"
 finish

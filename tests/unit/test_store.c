@@ -479,6 +479,9 @@ static void test_outbox_rollback_on_failed_transaction_keeps_committed_rows(stru
 	CHECK_INT(sqlite3_exec(store_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(store_commit(s), -1);   /* nothing to commit any more: reported, not hidden */
 	CHECK_STR(queued_after(s, "c1", 0, 10), "t=committed@1;");
+	int64_t lost = sqlite3_last_insert_rowid(store_db(s));
+	int64_t next = add(s, "c1", "t", "after", 1);
+	CHECK(next > lost);               /* the rolled-back id is not handed out again */
 }
 
 static void test_lazy_writes_wait_urgent_ones_do_not(struct store *s)

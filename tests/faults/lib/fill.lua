@@ -1,97 +1,163 @@
 -- fill.lua - publishes until the disk under the store is full, then waits
 -- for space and publishes again, without a broker.
 --
---   mqlua --store STORE fill.lua CLIENT_ID FREED_FILE AFTER ACCEPTED_FILE
+--   mqlua --store STORE fill.lua CLIENT_ID FREED_FILE AFTER KEPT_FILE
 --
--- Every publish that returns rc 0 takes the next number n (payload "<n>:"
--- and 1000 bytes), and n is written to ACCEPTED_FILE. 20 publishes per loop
--- iteration, each iteration ended by mqlua.sleep(0), which commits. The
--- filling stops at the first publish that does not return rc 0 (an error
--- code, or a raised error), printing
---   full accepted=K window=W depth=D rc=<rc> error=<raised error or ->
--- where numbers W+1..K went out in the last two loop iterations: their
--- commit may have been the one that failed. Without any failure after
--- 60 s or 100,000 messages it prints "never_failed ..." instead.
--- Then one more try while the disk is still full ("again rc=.."), a wait
--- (up to 60 s) for FREED_FILE to exist, and AFTER more publishes:
---   after accepted=K2 failed=F depth=D
--- Whenever queue_depth() after a commit is below the number accepted it
--- prints "depth_fell accepted=K depth=D" (the store lost rc-0 messages).
+-- Every publish takes the next number k (payload "<k>:" and 1000 bytes) and
+-- its MQTTMessageInfo is kept. 20 publishes per loop iteration, each
+-- iteration ended by mqlua.sleep(0), which commits. After that commit
+-- every info of the iteration is looked at again: a number whose info still
+-- says rc 0 is "kept" (written to KEPT_FILE: it must reach a subscriber
+-- later); one whose info now says rc ~= 0 was reported failed. Printed:
+--   failed number=K mid=M rc=RC when=commit|refused|again|after
+--       one line per message reported failed (commit: rc 0 at publish,
+--       failed by the commit after it; refused/again/after: rc ~= 0 from
+--       publish itself, while filling / once full / once space is back)
+--   full kept=K failed_commit=F refused=R rc=RC depth=D
+--       the first iteration with a failure (after 60 s or 100,000 numbers
+--       without one: "never_failed kept=K depth=D" instead)
+--   again tries=5 rc_not_0=X
+--       5 more publishes while the disk is still full
+--   wait_for_publish failed=N raised=N2 error=<first error>
+--       info:wait_for_publish() on every failed message must raise
+--   after kept=K2 failed=F depth=D first_mid=M flipped=X
+--       AFTER more publishes, once FREED_FILE exists (waited up to 60 s);
+--       X: kept messages whose info says rc ~= 0 by then (must be 0)
+--   depth_mismatch kept=K depth=D
+--       (at most once) when queue_depth() after a commit is not the
+--       number of kept messages: the store lost or invented some
 local mqtt = require "mqlua"
 
-local id, freed, after, accepted_file = arg[1], arg[2], tonumber(arg[3]), arg[4]
-assert(id and freed and after and accepted_file, "usage: fill.lua CLIENT_ID FREED_FILE AFTER ACCEPTED_FILE")
+local id, freed, after, kept_file = arg[1], arg[2], tonumber(arg[3]), arg[4]
+assert(id and freed and after and kept_file, "usage: fill.lua CLIENT_ID FREED_FILE AFTER KEPT_FILE")
 io.stdout:setvbuf("line")
 
 local c = mqtt.Client { client_id = id, clean_session = false }
 local filler = string.rep("x", 1000)
-local out = assert(io.open(accepted_file, "w"))
-local n = 0
-local fell = false
-
--- One publish of number n + 1: its rc (nil if it raised) and the error.
-local function try()
-	local ok, info = pcall(c.publish, c, "faults/full", (n + 1) .. ":" .. filler, 1)
-	if not ok then return nil, tostring(info) end
-	if info.rc == 0 then
-		n = n + 1
-		out:write(n, "\n")
-	end
-	return info.rc, nil
-end
-
-local function commit()
-	mqtt.sleep(0)
-	local depth = c:queue_depth()
-	if depth < n and not fell then
-		fell = true
-		print(string.format("depth_fell accepted=%d depth=%d", n, depth))
-	end
-end
+local out = assert(io.open(kept_file, "w"))
+local n, kept = 0, 0
+local failed = {}            -- every info reported failed: { k, info, when }
+local kept_infos = {}        -- the info of every kept message
+local mismatch = false
 
 local function oneline(s) return s and (s:gsub("\n", " | ")) or "-" end
 
-local rc, err
-local starts = { 0, 0 }     -- n at the start of the last two iterations
+-- publish(): publishes number n + 1; returns its entry { k, info } (info nil
+-- and err set if publish raised).
+local function publish()
+	n = n + 1
+	local ok, info = pcall(c.publish, c, "faults/full", n .. ":" .. filler, 1)
+	if not ok then return { k = n, err = tostring(info) } end
+	return { k = n, info = info }
+end
+
+local function rc_of(e) return e.info and e.info.rc or "raised:" .. oneline(e.err) end
+
+local function fail(e, when)
+	failed[#failed + 1] = { e = e, when = when }
+	print(string.format("failed number=%d mid=%s rc=%s when=%s", e.k, tostring(e.info and e.info.mid),
+		tostring(rc_of(e)), when))
+end
+
+-- commit(batch, when_refused): mqlua.sleep(0), then sorts the batch's
+-- entries into kept and failed. Returns the number failed by the commit,
+-- the number refused by publish itself, and the last rc ~= 0 seen.
+local function commit(batch, when_refused)
+	mqtt.sleep(0)
+	local by_commit, refused, rc = 0, 0, nil
+	for _, e in ipairs(batch) do
+		if e.info and e.info.rc == 0 then
+			kept = kept + 1
+			kept_infos[kept] = e.info
+			out:write(e.k, "\n")
+		else
+			if e.at_publish == 0 then
+				by_commit = by_commit + 1
+				fail(e, "commit")
+			else
+				refused = refused + 1
+				fail(e, when_refused)
+			end
+			rc = rc_of(e)
+		end
+	end
+	out:flush()
+	local depth = c:queue_depth()
+	if depth ~= kept and not mismatch then
+		mismatch = true
+		print(string.format("depth_mismatch kept=%d depth=%d", kept, depth))
+	end
+	return by_commit, refused, rc
+end
+
+-- iteration(size, when_refused): size publishes (fewer if one is refused)
+-- and their commit; returns what commit() returns.
+local first_mid       -- of the first message published once space is back
+local function iteration(size, when_refused)
+	local batch = {}
+	for _ = 1, size do
+		local e = publish()
+		if when_refused == "after" and not first_mid then first_mid = e.info and e.info.mid end
+		e.at_publish = e.info and e.info.rc or -1
+		batch[#batch + 1] = e
+		if e.at_publish ~= 0 then break end
+	end
+	return commit(batch, when_refused)
+end
+
+-- 1. fill
 local deadline = mqtt.time() + 60
 while true do
-	starts[1], starts[2] = starts[2], n
-	for _ = 1, 20 do
-		rc, err = try()
-		if rc ~= 0 then break end
+	local by_commit, refused, rc = iteration(20, "refused")
+	if by_commit + refused > 0 then
+		print(string.format("full kept=%d failed_commit=%d refused=%d rc=%s depth=%d", kept, by_commit, refused,
+			tostring(rc), c:queue_depth()))
+		break
 	end
-	if rc ~= 0 then break end
-	commit()
 	if n >= 100000 or mqtt.time() > deadline then
-		print(string.format("never_failed accepted=%d depth=%d", n, c:queue_depth()))
+		print(string.format("never_failed kept=%d depth=%d", kept, c:queue_depth()))
 		break
 	end
 end
-if rc ~= 0 then
-	print(string.format("full accepted=%d window=%d depth=%s rc=%s error=%s", n, starts[1],
-		tostring(c:queue_depth()), tostring(rc), oneline(err)))
-end
-commit()
-rc, err = try()
-print(string.format("again rc=%s error=%s accepted=%d", tostring(rc), oneline(err), n))
-commit()
-out:flush()
 
+-- 2. still full: each publish must fail at once
+local again = 0
+for _ = 1, 5 do
+	local e = publish()
+	e.at_publish = e.info and e.info.rc or -1
+	if e.at_publish ~= 0 then again = again + 1 end
+	commit({ e }, "again")
+end
+print(string.format("again tries=5 rc_not_0=%d", again))
+
+-- 3. every failed message: wait_for_publish raises
+local raised, first_err = 0, nil
+for _, f in ipairs(failed) do
+	if f.e.info then
+		local ok, err = pcall(f.e.info.wait_for_publish, f.e.info, 0.5)
+		if not ok and tostring(err):find("message publish failed", 1, true) then
+			raised = raised + 1
+		end
+		first_err = first_err or (ok and "returned " .. tostring(err) or tostring(err))
+	end
+end
+print(string.format("wait_for_publish failed=%d raised=%d error=%s", #failed, raised, oneline(first_err)))
+
+-- 4. space back
 assert(mqtt.wait_until(function()
 	local h = io.open(freed)
 	if h then h:close() end
 	return h ~= nil
 end, 60), "FREED_FILE never appeared")
 
-local failed = 0
-for i = 1, after do
-	rc, err = try()
-	if rc ~= 0 then
-		failed = failed + 1
-		if failed == 1 then print("after: first failure rc=" .. tostring(rc) .. " error=" .. oneline(err)) end
-	end
-	if i % 20 == 0 then commit() end
-end
-commit()
+local before, failed_after = #failed, 0
+for _ = 1, after // 20 do iteration(20, "after") end
+if after % 20 > 0 then iteration(after % 20, "after") end
+failed_after = #failed - before
 out:close()
-print(string.format("after accepted=%d failed=%d depth=%s", n, failed, tostring(c:queue_depth())))
+local flipped = 0           -- kept messages whose info no longer says rc 0
+for _, info in ipairs(kept_infos) do
+	if info.rc ~= 0 then flipped = flipped + 1 end
+end
+print(string.format("after kept=%d failed=%d depth=%d first_mid=%s flipped=%d", kept, failed_after,
+	c:queue_depth(), tostring(first_mid), flipped))

@@ -5,19 +5,23 @@
 -- to the loop (and so commits) every BATCH messages, then waits until the
 -- broker has acknowledged everything and disconnects.
 --
---   mqlua --store STORE stream_pub.lua HOST PORT CLIENT_ID QOS N TOPIC PROGRESS [BATCH]
+--   mqlua --store STORE stream_pub.lua HOST PORT CLIENT_ID QOS N TOPIC PROGRESS [BATCH [SESSION]]
 --
+-- SESSION: "persistent" (default: clean_session = false) or "clean"
+-- (clean_session = true, as the README says to publish QoS 2).
 -- TOPIC may contain %d (replaced by the number). PROGRESS is rewritten
 -- with "next depth" after each batch and while draining, for the driver to
 -- pick kill points. Exit 0 after "done ..."; 2 when a publish fails.
 local mqtt = require "mqlua"
 
-local host, port, id, qos, n, topic, progress, batch =
-	arg[1], tonumber(arg[2]), arg[3], tonumber(arg[4]), tonumber(arg[5]), arg[6], arg[7], tonumber(arg[8] or 200)
-assert(host and port and id and qos and n and topic and progress,
-	"usage: stream_pub.lua HOST PORT CLIENT_ID QOS N TOPIC PROGRESS [BATCH]")
+local host, port, id, qos, n, topic, progress, batch, session =
+	arg[1], tonumber(arg[2]), arg[3], tonumber(arg[4]), tonumber(arg[5]), arg[6], arg[7], tonumber(arg[8] or 200),
+	arg[9] or "persistent"
+assert(host and port and id and qos and n and topic and progress and
+	(session == "persistent" or session == "clean"),
+	"usage: stream_pub.lua HOST PORT CLIENT_ID QOS N TOPIC PROGRESS [BATCH [persistent|clean]]")
 
-local c = mqtt.Client { client_id = id, clean_session = false }
+local c = mqtt.Client { client_id = id, clean_session = session == "clean" }
 c:reconnect_delay_set(0.05, 0.5)
 
 local function report(next_i)
