@@ -41,13 +41,13 @@ void client_push(lua_State *L, struct client *c)
 	lua_remove(L, -2);
 }
 
-static void set_str(char **dst, const char *src)
+void client_set_string(char **dst, const char *src)
 {
 	free(*dst);
 	*dst = src ? strdup(src) : NULL;
 }
 
-static void wipe_str(char **s)
+void client_wipe_string(char **s)
 {
 	if (*s)
 		memset(*s, 0, strlen(*s));
@@ -69,12 +69,12 @@ static void client_close(struct client *c)
 			break;
 		}
 	}
-	set_str(&c->client_id, NULL);
-	set_str(&c->transport, NULL);
-	set_str(&c->host, NULL);
-	set_str(&c->bind_address, NULL);
-	set_str(&c->username, NULL);
-	wipe_str(&c->tls_keyfile_password);
+	client_set_string(&c->client_id, NULL);
+	client_set_string(&c->transport, NULL);
+	client_set_string(&c->host, NULL);
+	client_set_string(&c->bind_address, NULL);
+	client_set_string(&c->username, NULL);
+	client_wipe_string(&c->tls_keyfile_password);
 }
 
 void client_disconnect_all(void)
@@ -150,7 +150,7 @@ static void configure_identity(lua_State *L, struct client *c, int id_idx, int c
 		snprintf(random_id, sizeof random_id, "mqlua-%08lx%04x", (unsigned long)lrand48(), (unsigned)getpid() & 0xffff);
 		id = random_id;
 	}
-	set_str(&c->client_id, id);
+	client_set_string(&c->client_id, id);
 	c->clean_session = clean;
 	c->protocol = proto;
 	int rc = c->mosq ? mosquitto_reinitialise(c->mosq, id, clean, c) : MOSQ_ERR_SUCCESS;
@@ -207,7 +207,7 @@ int client_new(lua_State *L)
 	lua_pop(L, 1);
 
 	configure_identity(L, c, 1, 2, proto);   /* may raise: __gc cleans up */
-	set_str(&c->transport, transport);
+	client_set_string(&c->transport, transport);
 	c->next = client_all;
 	client_all = c;
 	client_outbox_open(L, c, 6);
@@ -227,8 +227,8 @@ static int l_reinitialise(lua_State *L)
 	reset_uv_tables(L, 1);
 	lua_pushvalue(L, 4);
 	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
-	set_str(&c->username, NULL);
-	wipe_str(&c->tls_keyfile_password);
+	client_set_string(&c->username, NULL);
+	client_wipe_string(&c->tls_keyfile_password);
 	c->tls = false;
 	client_outbox_close(c);
 	configure_identity(L, c, 2, 3, c->protocol);
@@ -346,7 +346,7 @@ static void connect_args(lua_State *L, struct client *c)
 		default_port = d->port;
 		if (d->username && !c->username) {
 			mosquitto_username_pw_set(c->mosq, d->username, d->password);
-			set_str(&c->username, d->username);
+			client_set_string(&c->username, d->username);
 		}
 		if (d->tls && !c->tls) {
 			mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
@@ -363,10 +363,10 @@ static void connect_args(lua_State *L, struct client *c)
 	const char *bind = luaL_optstring(L, 5, "");
 	lua_Integer bind_port = luaL_optinteger(L, 6, 0);
 	luaL_argcheck(L, bind_port == 0, 6, "bind_port is not supported by libmosquitto (leave it 0)");
-	set_str(&c->host, host);
+	client_set_string(&c->host, host);
 	c->port = (int)port;
 	c->keepalive = (int)keepalive;
-	set_str(&c->bind_address, *bind ? bind : NULL);
+	client_set_string(&c->bind_address, *bind ? bind : NULL);
 }
 
 static int push_rc(lua_State *L, struct client *c, int mosq_rc)
@@ -593,16 +593,7 @@ int client_check_qos(lua_State *L, int idx, int def)
 	return (int)q;
 }
 
-/* The (topic, payload, qos, retain) arguments of publish() and will_set(). */
-struct message_args {
-	const char *topic;
-	const char *payload;
-	size_t payloadlen;
-	int qos;
-	bool retain;
-};
-
-static struct client *check_message_args(lua_State *L, struct message_args *a)
+struct client *client_check_message_args(lua_State *L, struct message_args *a)
 {
 	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
 	struct client *c = client_check(L, 1);
@@ -629,7 +620,7 @@ static void remember_info(lua_State *L, int64_t key)
 static int l_publish(lua_State *L)
 {
 	struct message_args a;
-	struct client *c = check_message_args(L, &a);
+	struct client *c = client_check_message_args(L, &a);
 	if (a.qos > 0 || (c->queue_qos0 && !c->connected)) {
 		/* through the outbox: sent after this iteration's commit */
 		int rc;
@@ -659,123 +650,6 @@ static int l_publish(lua_State *L)
 		client_notify_published(L, c, -mid, 0);
 	MQLUA_LEAVE();
 	return 1;
-}
-
-/* ---- will, credentials, TLS ---- */
-
-/* client:will_set(topic, payload=nil, qos=0, retain=false) */
-static int l_will_set(lua_State *L)
-{
-	struct message_args a;
-	struct client *c = check_message_args(L, &a);
-	int rc = mosquitto_will_set(c->mosq, a.topic, (int)a.payloadlen, a.payload, a.qos, a.retain);
-	if (rc != MOSQ_ERR_SUCCESS)
-		return luaL_error(L, "will_set: %s", mosquitto_strerror(rc));
-	return 0;
-}
-
-static int l_will_clear(lua_State *L)
-{
-	struct client *c = client_check(L, 1);
-	mosquitto_will_clear(c->mosq);
-	return 0;
-}
-
-/* client:username_pw_set(username, password=nil) */
-static int l_username_pw_set(lua_State *L)
-{
-	static const char *const names[] = { "username", "password", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	const char *user = luaL_optstring(L, 2, NULL);
-	const char *pass = luaL_optstring(L, 3, NULL);
-	if (pass && !user)
-		luaL_argerror(L, 2, "username is required when a password is given");
-	int rc = mosquitto_username_pw_set(c->mosq, user, pass);
-	if (rc != MOSQ_ERR_SUCCESS)
-		return luaL_error(L, "username_pw_set: %s", mosquitto_strerror(rc));
-	set_str(&c->username, user);
-	return 0;
-}
-
-/* OpenSSL's userdata here is the struct mosquitto, not our client. */
-static int tls_password_cb(char *buf, int size, int rwflag, void *userdata)
-{
-	struct client *c = userdata ? mosquitto_userdata(userdata) : NULL;
-	(void)rwflag;
-	if (!c || !c->tls_keyfile_password)
-		return 0;
-	int n = (int)strlen(c->tls_keyfile_password);
-	if (n >= size)
-		n = size - 1;
-	memcpy(buf, c->tls_keyfile_password, n);
-	buf[n] = 0;
-	return n;
-}
-
-static const char *check_file_arg(lua_State *L, int idx, const char *name)
-{
-	const char *path = luaL_optstring(L, idx, NULL);
-	if (path && access(path, R_OK) != 0)
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' cannot be read: %s", name, path, strerror(errno)));
-	return path;
-}
-
-/* client:tls_set(ca_certs, certfile, keyfile, cert_reqs=CERT_REQUIRED, tls_version, ciphers, keyfile_password) */
-static int l_tls_set(lua_State *L)
-{
-	static const char *const names[] = { "ca_certs", "certfile", "keyfile", "cert_reqs", "tls_version",
-		"ciphers", "keyfile_password", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	lua_settop(L, 8);
-	if (c->tls)
-		return luaL_error(L, "SSL/TLS has already been configured.");
-	const char *ca = check_file_arg(L, 2, "ca_certs");
-	const char *cert = check_file_arg(L, 3, "certfile");
-	const char *key = check_file_arg(L, 4, "keyfile");
-	lua_Integer reqs = luaL_optinteger(L, 5, 2);
-	luaL_argcheck(L, reqs >= 0 && reqs <= 2, 5, "cert_reqs must be mqtt.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED");
-	const char *version = luaL_optstring(L, 6, NULL);
-	if (version && strcmp(version, "tlsv1.2") != 0 && strcmp(version, "tlsv1.3") != 0)
-		luaL_argerror(L, 6, "tls_version must be \"tlsv1.2\" or \"tlsv1.3\" (older versions are refused)");
-	const char *ciphers = luaL_optstring(L, 7, NULL);
-	const char *password = luaL_optstring(L, 8, NULL);
-	if ((cert != NULL) != (key != NULL))
-		luaL_argerror(L, cert ? 4 : 3, "certfile and keyfile must be given together");
-
-	wipe_str(&c->tls_keyfile_password);
-	if (password)
-		c->tls_keyfile_password = strdup(password);
-	int rc;
-	if (ca) {
-		rc = mosquitto_tls_set(c->mosq, ca, NULL, cert, key, tls_password_cb);
-	} else {
-		mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-		rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", cert, key, tls_password_cb);
-	}
-	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_tls_opts_set(c->mosq, reqs == 0 ? 0 : 1, version, ciphers);
-	if (rc != MOSQ_ERR_SUCCESS)
-		return luaL_error(L, "tls_set: %s", mosquitto_strerror(rc));
-	if (reqs == 0)
-		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
-	c->tls = true;
-	return 0;
-}
-
-/* client:tls_insecure_set(value): true skips the hostname check */
-static int l_tls_insecure_set(lua_State *L)
-{
-	struct client *c = client_check(L, 1);
-	luaL_checktype(L, 2, LUA_TBOOLEAN);
-	bool insecure = lua_toboolean(L, 2);
-	if (!c->tls)
-		return luaL_error(L, "Must configure SSL context before using tls_insecure_set.");
-	mosquitto_tls_insecure_set(c->mosq, insecure);
-	if (insecure)
-		log_warn("client \"%s\": TLS hostname verification is disabled (tls_insecure_set)", c->client_id);
-	return 0;
 }
 
 /* ---- misc settings ---- */
@@ -844,11 +718,11 @@ void client_open(lua_State *L)
 		{ "publish", l_publish },
 		{ "subscribe", client_subscribe },
 		{ "unsubscribe", client_unsubscribe },
-		{ "will_set", l_will_set },
-		{ "will_clear", l_will_clear },
-		{ "username_pw_set", l_username_pw_set },
-		{ "tls_set", l_tls_set },
-		{ "tls_insecure_set", l_tls_insecure_set },
+		{ "will_set", client_will_set },
+		{ "will_clear", client_will_clear },
+		{ "username_pw_set", client_username_pw_set },
+		{ "tls_set", client_tls_set },
+		{ "tls_insecure_set", client_tls_insecure_set },
 		{ "user_data_set", l_user_data_set },
 		{ "user_data_get", l_user_data_get },
 		{ "message_callback_add", client_message_callback_add },

@@ -61,7 +61,7 @@ struct client {
 	char last_error[512];       /* words for the last connection failure */
 
 	/* the outbox (client_outbox.c) */
-	struct store *store;        /* NULL: QoS>0 goes straight to libmosquitto (no store) */
+	struct store *store;        /* where its queue lives (a memory store for store = false) */
 	bool random_id;             /* generated id: its queue lives in memory */
 	bool queue_qos0;            /* QoS 0 while disconnected is queued too */
 	bool drop_oldest;           /* queue_policy "drop_oldest" instead of MQTT_ERR_QUEUE_SIZE */
@@ -81,6 +81,10 @@ struct client {
 
 /* client.c */
 struct client *client_check(lua_State *L, int idx);
+/* Replaces the malloc'ed string *dst by a copy of src (NULL allowed). */
+void client_set_string(char **dst, const char *src);
+/* Overwrites a secret with zeros, frees it, and sets *s to NULL. */
+void client_wipe_string(char **s);
 /* Pushes the Lua object of c, or nil once it has been collected. */
 void client_push(lua_State *L, struct client *c);
 /* The message under key (outbox id, or -packet id for direct QoS 0) is done:
@@ -90,6 +94,24 @@ void client_publish_done(lua_State *L, struct client *c, int64_t key, int reason
 void client_notify_published(lua_State *L, struct client *c, int64_t key, int reason);
 /* Marks every waiting info with key >= from_key as failed with rc. */
 void client_fail_infos(lua_State *L, struct client *c, int64_t from_key, int rc);
+
+/* The (topic, payload, qos, retain) arguments of publish() and will_set(),
+ * checked with errors that name the argument (client at index 1). */
+struct message_args {
+	const char *topic;
+	const char *payload;
+	size_t payloadlen;
+	int qos;
+	bool retain;
+};
+struct client *client_check_message_args(lua_State *L, struct message_args *a);
+
+/* client_auth.c: will, credentials, TLS */
+int client_will_set(lua_State *L);
+int client_will_clear(lua_State *L);
+int client_username_pw_set(lua_State *L);
+int client_tls_set(lua_State *L);
+int client_tls_insecure_set(lua_State *L);
 
 /* Checks an optional qos argument (0, 1 or 2), raising an error naming it. */
 int client_check_qos(lua_State *L, int idx, int def);
