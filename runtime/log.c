@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 int log_threshold = LOG_LEVEL_INFO;
+void (*log_around)(bool before);
 
 const char *log_level_name(int level)
 {
@@ -41,6 +42,10 @@ void log_msg(int level, const char *fmt, ...)
 	if (n > sizeof line - 2)
 		n = sizeof line - 2;
 	line[n++] = '\n';
+	if (log_around)
+		log_around(true);
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
+	if (log_around)
+		log_around(false);
 }

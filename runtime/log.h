@@ -5,10 +5,16 @@
 #ifndef MQLUA_LOG_H
 #define MQLUA_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Messages above this level are dropped. Default: LOG_LEVEL_INFO. */
 extern int log_threshold;
+
+/* If set, called with true just before a line is written and with false
+ * just after (the REPL erases and redraws its prompt line around it). */
+extern void (*log_around)(bool before);
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *log_level_name(int level);

@@ -3,12 +3,15 @@
  * to use (--broker URL or an embedded one), the script's main chunk, then
  * the shared loop until nothing keeps it alive. SIGINT/SIGTERM disconnect
  * every client cleanly (so no will is published) and exit 0; a second
- * SIGINT exits at once.
+ * SIGINT exits at once. With no script on a terminal, or with -i, the
+ * prompt (repl.c) runs instead of the bare loop; there SIGINT only stops
+ * the statement that runs.
  */
 #include "bindings/mqlua.h"
 #include "runtime/broker.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
+#include "runtime/repl.h"
 #include "runtime/script.h"
 #include "runtime/url.h"
 
@@ -30,6 +33,8 @@ static const char usage_text[] =
 	"options:\n"
 	"  -e CODE              run CODE (before the script)\n"
 	"  -l NAME              require library NAME into global NAME\n"
+	"  -i                   open the interactive prompt after running the script\n"
+	"                       (the default when no script is given and stdin is a terminal)\n"
 	"  -b, --broker URL     default broker for client:connect() without a host:\n"
 	"                       mqtt://[user[:password]@]host[:port], mqtts://... (TLS),\n"
 	"                       or 'embedded' to start a private mosquitto on 127.0.0.1\n"
@@ -65,6 +70,10 @@ static void usage_error(const char *fmt, const char *arg)
 static void signal_cb(int signo, void *data)
 {
 	(void)data;
+	if (signo == SIGINT && repl_active) {
+		repl_sigint();   /* stops the running statement, or clears the line */
+		return;
+	}
 	shutdown_signo = signo;
 	mqlua_interrupted = 1;
 	if (globalL)
@@ -88,6 +97,10 @@ static void on_signal_async(int signo)
 {
 	if (signo != SIGINT && signo != SIGTERM)
 		return;
+	if (signo == SIGINT && repl_active) {
+		repl_sigint_async();
+		return;
+	}
 	if (++interrupts > 1)
 		_exit(130);
 	if (!shutdown_signo)
@@ -154,7 +167,7 @@ int main(int argc, char **argv)
 {
 	const char *broker_spec = getenv("MQLUA_BROKER");
 	int script = 0;
-	bool has_e = false;
+	bool has_e = false, interactive = false;
 
 	/* first pass: options that change the environment, and where the script is */
 	for (int i = 1; i < argc; i++) {
@@ -176,6 +189,8 @@ int main(int argc, char **argv)
 			mosquitto_lib_version(&maj, &min, &rev);
 			printf("mqlua %s (%s, libmosquitto %d.%d.%d)\n", MQLUA_VERSION, LUA_RELEASE, maj, min, rev);
 			return 0;
+		} else if (strcmp(a, "-i") == 0) {
+			interactive = true;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 			log_threshold = LOG_LEVEL_DEBUG;
 		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
@@ -246,16 +261,25 @@ int main(int argc, char **argv)
 		int narg = create_arg_table(L, argv, argc, script);
 		if (script_run_file(L, argv[script], narg) != LUA_OK && !mqlua_interrupted)
 			return 1;   /* no lua_close: the error said all, clients vanish with the process */
-	} else if (!has_e) {
+	} else if (!has_e && !interactive) {
 		if (isatty(STDIN_FILENO)) {
-			fputs("mqlua: no script given, and the interactive prompt is not available yet.\n"
-			      "Try 'mqlua --help'.\n", stderr);
-			lua_close(L);
-			return 2;
+			interactive = true;
+		} else {
+			create_arg_table(L, argv, argc, 0);
+			if (script_run_file(L, NULL, 0) != LUA_OK && !mqlua_interrupted)
+				return 1;
 		}
-		create_arg_table(L, argv, argc, 0);
-		if (script_run_file(L, NULL, 0) != LUA_OK && !mqlua_interrupted)
-			return 1;
+	}
+
+	if (interactive && !mqlua_interrupted) {
+		if (!script)
+			create_arg_table(L, argv, argc, 0);
+		repl_run(L);   /* Ctrl-D and os.exit() exit from inside; SIGTERM returns */
+		if (!mqlua_interrupted) {
+			client_shutdown(3.0);
+			fflush(stdout);
+			exit(0);
+		}
 	}
 
 	if (!mqlua_interrupted)
