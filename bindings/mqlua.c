@@ -259,6 +259,7 @@ int luaopen_mqlua(lua_State *L)
 	message_open(L);
 	luaL_newlib(L, module_fns);
 	store_bindings_open(L);
+	timer_open(L);
 	topic_open(L);
 	for (int i = 0; constants[i].name; i++) {
 		lua_pushinteger(L, constants[i].value);

@@ -80,6 +80,7 @@ void message_push(lua_State *L, int mid, const char *topic, const void *payload,
                   size_t payloadlen, int qos, bool retain, bool dup);
 void broker_open(lua_State *L);          /* pushes the mqlua.broker table */
 void topic_open(lua_State *L);           /* sets topic functions in the table on top */
+void timer_open(lua_State *L);           /* sets after/every in the table on top */
 
 /* Topic names and filters (topic.c, no Lua needed). The validators return
  * NULL when valid, else a phrase saying what is wrong. */
