@@ -44,6 +44,25 @@ static struct message *check_message(lua_State *L)
 	return luaL_checkudata(L, 1, MQLUA_MESSAGE_T);
 }
 
+/* msg:json() -> the payload decoded as JSON, or nil and the reason (never raises) */
+static int message_json(lua_State *L)
+{
+	struct message *m = check_message(L);
+	if (lua_getfield(L, lua_upvalueindex(1), "json") == LUA_TNIL) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "JSON needs lua-cjson (apt-get install lua-cjson)");
+		return 2;
+	}
+	lua_getfield(L, -1, "decode");
+	lua_pushlstring(L, m->data + m->topiclen + 1, m->payloadlen);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	return 1;
+}
+
 static int message_index(lua_State *L)
 {
 	struct message *m = check_message(L);
@@ -61,6 +80,13 @@ static int message_index(lua_State *L)
 		}
 		if (strcmp(k, "properties") == 0) { lua_pushnil(L); return 1; }
 		break;
+	case 'j':
+		if (strcmp(k, "json") == 0) {
+			lua_pushvalue(L, lua_upvalueindex(1));
+			lua_pushcclosure(L, message_json, 1);
+			return 1;
+		}
+		break;
 	case 'q':
 		if (strcmp(k, "qos") == 0) { lua_pushinteger(L, m->qos); return 1; }
 		break;
@@ -74,7 +100,8 @@ static int message_index(lua_State *L)
 		if (strcmp(k, "dup") == 0) { lua_pushboolean(L, m->dup); return 1; }
 		break;
 	}
-	return luaL_error(L, "MQTTMessage has no field '%s' (fields: topic, payload, qos, retain, mid, dup, timestamp, properties)", k);
+	return luaL_error(L, "MQTTMessage has no field '%s' (fields: topic, payload, qos, retain, mid, dup, "
+	                  "timestamp, properties, json)", k);
 }
 
 static int message_newindex(lua_State *L)
@@ -93,13 +120,16 @@ static int message_tostring(lua_State *L)
 void message_open(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
-		{ "__index", message_index },
 		{ "__newindex", message_newindex },
 		{ "__tostring", message_tostring },
 		{ NULL, NULL }
 	};
+	/* the module table (on top) is __index's upvalue: msg:json() uses mqlua.json */
 	if (luaL_newmetatable(L, MQLUA_MESSAGE_T)) {
 		luaL_setfuncs(L, meta, 0);
+		lua_pushvalue(L, -2);
+		lua_pushcclosure(L, message_index, 1);
+		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "MQTTMessage");
 		lua_setfield(L, -2, "__name");
 	}

@@ -256,10 +256,18 @@ int luaopen_mqlua(lua_State *L)
 		lib_init = true;
 	}
 	client_open(L);
-	message_open(L);
 	luaL_newlib(L, module_fns);
+	int mod = lua_gettop(L);
+	message_open(L);
 	store_bindings_open(L);
 	timer_open(L);
+	/* mqlua.json: a private lua-cjson instance (Debian's lua-cjson), when installed */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "cjson");
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_getfield(L, -1, "new") == LUA_TFUNCTION &&
+	    lua_pcall(L, 0, 1, 0) == LUA_OK && lua_istable(L, -1))
+		lua_setfield(L, mod, "json");
+	lua_settop(L, mod);
 	topic_open(L);
 	for (int i = 0; constants[i].name; i++) {
 		lua_pushinteger(L, constants[i].value);
