@@ -370,4 +370,48 @@ function T.wait_until(pred, timeout)
 	end
 end
 
+-- T.connected(t, id, clean, broker): a Client(id, clean) connected to broker
+-- (default: the file's default broker), failing the test if it does not connect.
+function T.connected(t, id, clean, broker)
+	local mqtt = require "mqlua"
+	local c = mqtt.Client(id, clean)
+	local rc = broker and c:connect(broker.host, broker.port) or c:connect()
+	t:eq(rc, mqtt.MQTT_ERR_SUCCESS, id .. ": connect rc")
+	t:ok(T.wait_until(function() return c:is_connected() end), id .. ": connected within 5 s")
+	return c
+end
+
+-- T.subscribed(t, c, ...): c:subscribe(...) and wait for the SUBACK (the
+-- subscription is active then); c's own on_subscribe still runs. Returns the mid.
+function T.subscribed(t, c, ...)
+	local acked = false
+	local before = c.on_subscribe
+	c.on_subscribe = function(...)
+		acked = true
+		if before then before(...) end
+	end
+	local rc, mid = c:subscribe(...)
+	t:eq(rc, 0, "subscribe rc")
+	t:ok(T.wait_until(function() return acked end), "SUBACK within 5 s")
+	c.on_subscribe = before
+	return mid
+end
+
+-- T.collector(c): makes c record every message it gets (topic, payload, qos,
+-- retain) in the returned list.
+function T.collector(c)
+	local got = {}
+	c.on_message = function(_, _, msg)
+		got[#got + 1] = { topic = msg.topic, payload = msg.payload, qos = msg.qos, retain = msg.retain }
+	end
+	return got
+end
+
+-- T.payloads(list): the payloads of a T.collector list, in order.
+function T.payloads(list)
+	local out = {}
+	for i, m in ipairs(list) do out[i] = m.payload end
+	return out
+end
+
 return T

@@ -9,22 +9,9 @@ local mqtt = require "mqlua"
 local test = T.test
 
 local broker = T.broker()
+local connected, subscribed = T.connected, T.subscribed
 
-local function connected(t, id)
-	local c = mqtt.Client(id)
-	t:eq(c:connect(), 0, id .. ": connect rc")
-	t:ok(T.wait_until(function() return c:is_connected() end), id .. ": connected within 5 s")
-	return c
-end
 
-local function subscribed(t, c, ...)
-	local acked = false
-	local before = c.on_subscribe
-	c.on_subscribe = function() acked = true end
-	t:eq((c:subscribe(...)), 0, "subscribe rc")
-	t:ok(T.wait_until(function() return acked end), "SUBACK within 5 s")
-	c.on_subscribe = before
-end
 
 -- Lua pattern for a literal string.
 -- A broker on a chosen port (not the default one).

@@ -26,24 +26,10 @@ local function restart(b, down_for)
 	return new_broker { port = port }
 end
 
-local function connected(t, b, id, clean)
-	local c = mqtt.Client(id, clean)
-	t:eq(c:connect(b.host, b.port), 0, id .. ": connect rc")
-	t:ok(T.wait_until(function() return c:is_connected() end), id .. ": connected within 5 s")
-	return c
-end
 
-local function subscribed(t, c, ...)
-	local acked = false
-	local before = c.on_subscribe
-	c.on_subscribe = function(...)
-		acked = true
-		if before then before(...) end
-	end
-	t:eq((c:subscribe(...)), 0, "subscribe rc")
-	t:ok(T.wait_until(function() return acked end), "SUBACK within 5 s")
-	c.on_subscribe = before
-end
+
+local function connected(t, b, id, clean) return T.connected(t, id, clean, b) end
+local subscribed = T.subscribed
 
 -- Counts the SUBSCRIBE packets c sends (libmosquitto logs each one).
 local function count_subscribes(c)
