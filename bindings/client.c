@@ -77,7 +77,7 @@ static void client_close(struct client *c)
 	client_wipe_string(&c->tls_keyfile_password);
 }
 
-void client_disconnect_all(void)
+static void client_disconnect_all(void)
 {
 	for (struct client *c = client_all; c; c = c->next) {
 		c->connect_requested = false;
@@ -223,7 +223,7 @@ static int l_reinitialise(lua_State *L)
 	mqlua_named_args(L, 2, names);
 	lua_settop(L, 4);
 	client_detach(c);
-	c->connect_requested = c->connected = c->ever_connected = false;
+	c->connect_requested = c->connected = false;
 	reset_uv_tables(L, 1);
 	lua_pushvalue(L, 4);
 	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
@@ -448,7 +448,7 @@ static int l_disconnect(lua_State *L)
 	MQLUA_ENTER(L);
 	if (c->store && c->connected) {
 		/* what was published just before goes out ahead of the DISCONNECT (unacked rows stay queued) */
-		mqlua_store_commit(c->store);
+		mqlua_store_commit_all();
 		client_outbox_dispatch(c);
 	}
 	int rc = mosquitto_disconnect(c->mosq);
@@ -513,14 +513,10 @@ static int l_loop_forever(lua_State *L)
 	}
 	lua_settop(L, 1);
 	client_attach(c);
-	c->forever_depth++;
 	MQLUA_ENTER(L);
 	mqlua_wait(forever_done, c, -1);
 	MQLUA_LEAVE();
-	c->forever_depth--;
 	mqlua_check_interrupted(L);
-	c->forever_depth++;
-	c->forever_depth--;
 	lua_pushinteger(L, RC_SUCCESS);
 	return 1;
 }

@@ -48,16 +48,13 @@ struct client {
 	int anchor;                 /* registry ref keeping the userdata alive while attached */
 	bool connect_requested;     /* connect() was called and disconnect() was not */
 	bool connected;             /* CONNACK accepted, not disconnected since */
-	bool ever_connected;
 	bool in_on_connect;         /* resubscription bookkeeping */
 	bool connack_seen;          /* this connection attempt got a CONNACK */
 	bool publishing;            /* inside mosquitto_publish: on_publish may come early */
 	int early_published_mid;
 	bool has_on_log;            /* the script set on_log */
-	int forever_depth;          /* loop_forever() calls running for this client */
 	double reconnect_min, reconnect_max;
 	int reconnect_attempts;
-	int last_rc;                /* last connect/disconnect result code */
 	char last_error[512];       /* words for the last connection failure */
 
 	/* the outbox (client_outbox.c) */
@@ -141,8 +138,6 @@ void client_outbox_commit_failed(struct client *c, const char *why);
 /* libmosquitto says packet mid was acknowledged (reason < 0x80) or refused:
  * returns the message's id, or 0 if mid is not an outbox message. */
 int64_t client_outbox_acked(struct client *c, int mid, int reason);
-/* Commits c's store now (after a failed commit, publish does this each time). */
-void mqlua_store_commit(struct store *s);
 int client_queue_depth(lua_State *L);
 int client_queue_oldest_age(lua_State *L);
 int client_dead_letters(lua_State *L);

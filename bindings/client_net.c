@@ -271,7 +271,6 @@ void client_connect_failed(struct client *c, int rc)
 	bool retry = c->attached && c->connect_requested;
 	log_warn("client \"%s\": cannot connect to %s:%d: %s", c->client_id, c->host ? c->host : "?",
 	         c->port, c->last_error);
-	c->last_rc = rc_from_mosq(rc);
 	if (retry) {
 		call_simple(c, "on_connect_fail");
 		if (c->connect_requested && c->attached)
@@ -316,7 +315,6 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	                        ? receive_max : 0;
 	if (rc == 0) {
 		c->connected = true;
-		c->ever_connected = true;
 		c->reconnect_attempts = 0;
 		c->last_error[0] = 0;
 		client_update_log(c);
@@ -372,7 +370,6 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mo
 	}
 	if (!refused)
 		client_describe_rc(c, rc);
-	c->last_rc = rc_from_mosq(rc);
 	log_warn("client \"%s\": disconnected from %s:%d: %s", c->client_id, c->host, c->port, c->last_error);
 	if (push_callback(L, c, "on_disconnect")) {
 		lua_pushinteger(L, rc_from_mosq(rc));

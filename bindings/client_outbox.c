@@ -28,8 +28,17 @@ static int check_option(lua_State *L, int idx, const char *name, const char *con
 	for (int i = 0; v && choices[i]; i++)
 		if (strcmp(v, choices[i]) == 0)
 			return i;
-	return luaL_argerror(L, idx, lua_pushfstring(L, "%s must be one of %s%s%s", name, choices[0],
-	                     choices[1] ? ", " : "", choices[1] ? choices[1] : ""));
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	lua_pushfstring(L, "%s must be one of ", name);
+	luaL_addvalue(&b);
+	for (int i = 0; choices[i]; i++) {
+		luaL_addstring(&b, choices[i]);
+		if (choices[i + 1])
+			luaL_addstring(&b, ", ");
+	}
+	luaL_pushresult(&b);
+	return luaL_argerror(L, idx, lua_tostring(L, -1));
 }
 
 void client_outbox_open(lua_State *L, struct client *c, int idx)
@@ -120,7 +129,7 @@ int64_t client_outbox_publish(struct client *c, const char *topic, const void *p
 	if (c->store_failed) {
 		/* after a failed commit (a full disk), each publish commits at once,
 		 * so that its return code tells whether it was stored */
-		mqlua_store_commit(c->store);
+		mqlua_store_commit_all();
 		if (c->store_failed) {
 			*rc = RC_ERRNO;
 			return 0;

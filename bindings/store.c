@@ -92,11 +92,6 @@ void mqlua_store_commit_all(void)
 	commit_all(false);
 }
 
-void mqlua_store_commit(struct store *s)
-{
-	(void)s;   /* one store's commit tells the same clients as all of them */
-	commit_all(false);
-}
 
 /* Once per loop iteration, before it sleeps: commit (new messages at once;
  * a transaction holding only the deletes of acked messages at most every
