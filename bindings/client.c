@@ -730,6 +730,7 @@ void client_open(lua_State *L)
 		{ "queue_oldest_age", client_queue_oldest_age },
 		{ "dead_letters", client_dead_letters },
 		{ "retained", client_retained },
+		{ "wait_message", client_wait_message },
 		{ NULL, NULL }
 	};
 	static const luaL_Reg meta[] = {

@@ -164,6 +164,12 @@ void client_run_once(struct client *c, double timeout);
 /* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
 lua_State *client_callback_L(struct client *c);
 
+/* client_wait.c: client:wait_message */
+int client_wait_message(lua_State *L);
+/* Hands the message at index msg, on topic, to the wait_message calls of
+ * the client at index ud whose filter matches. */
+void client_wait_deliver(lua_State *L, int ud, int msg, const char *topic);
+
 extern struct client *client_all;
 
 #endif

@@ -417,6 +417,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	lua_getiuservalue(L, ud, CLIENT_UV_USERDATA);
 	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false);
 	int userdata = top + 2, msg = top + 3;
+	client_wait_deliver(L, ud, msg, m->topic);
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
 	int filters = top + 4;
 	int n = (int)lua_rawlen(L, filters);

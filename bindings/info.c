@@ -104,7 +104,26 @@ static bool info_done(void *ud)
 	return w->info->done || !w->c->mosq;
 }
 
-/* info:wait_for_publish(timeout=nil) -> true when published, false on timeout */
+/* How wait_for_publish ends: true when published, false on timeout, an
+ * error when the message failed. */
+static int info_result(lua_State *L, struct info *i)
+{
+	mqlua_check_interrupted(L);
+	if (i->done && !i->published)
+		return luaL_error(L, "message publish failed: %s", i->rc >= 0x80 ? mosquitto_reason_string(i->rc)
+		                  : rc_error_string(i->rc));
+	lua_pushboolean(L, i->published);
+	return 1;
+}
+
+static int info_waited(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status; (void)ctx;
+	return info_result(L, check_info(L));
+}
+
+/* info:wait_for_publish(timeout=nil) -> true when published, false on timeout.
+ * In a task it lets the loop run meanwhile. */
 static int info_wait_for_publish(lua_State *L)
 {
 	struct info *i = check_info(L);
@@ -116,6 +135,15 @@ static int info_wait_for_publish(lua_State *L)
 		                  : rc_error_string(i->rc));
 	lua_getiuservalue(L, 1, 1);
 	struct client *c = luaL_checkudata(L, -1, MQLUA_CLIENT_T);
+	if (!i->published && c->attached && task_can_wait(L)) {
+		/* the info (index 1) and client stay on the task's stack while it waits */
+		lua_settop(L, 1);
+		lua_getiuservalue(L, 1, 1);
+		struct info_wait *w = lua_newuserdatauv(L, sizeof *w, 0);
+		w->info = i;
+		w->c = c;
+		return task_wait(L, info_done, w, timeout, info_waited, 0);
+	}
 	if (!i->published && loop_io_active(&c->io) && c->io.busy)
 		return luaL_error(L, "wait_for_publish cannot wait inside a callback of the client that "
 		                  "published: the acknowledgement arrives only after the callback returns "
@@ -130,12 +158,7 @@ static int info_wait_for_publish(lua_State *L)
 		client_run_once(c, left > 1.0 ? 1.0 : left);
 	}
 	MQLUA_LEAVE();
-	mqlua_check_interrupted(L);
-	if (i->done && !i->published)
-		return luaL_error(L, "message publish failed: %s", i->rc >= 0x80 ? mosquitto_reason_string(i->rc)
-		                  : rc_error_string(i->rc));
-	lua_pushboolean(L, i->published);
-	return 1;
+	return info_result(L, i);
 }
 
 static int info_index(lua_State *L)

@@ -14,6 +14,7 @@
 #include <mosquitto.h>
 
 unsigned long mqlua_callback_errors;
+bool mqlua_plain_handlers;
 bool mqlua_autoattach;
 lua_State *mqlua_running_L;
 volatile int mqlua_interrupted;
@@ -39,6 +40,10 @@ int mqlua_traceback(lua_State *L)
 
 int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 {
+	if (nresults == 0 && !mqlua_plain_handlers) {
+		int status = task_call(L, nargs, what);
+		return status == LUA_YIELD ? LUA_OK : status;
+	}
 	int base = lua_gettop(L) - nargs;
 	lua_pushcfunction(L, mqlua_traceback);
 	lua_insert(L, base);
@@ -139,11 +144,21 @@ bool mqlua_wait(bool (*done)(void *ud), void *ud, double timeout)
 
 static bool never(void *ud) { (void)ud; return false; }
 
-/* mqlua.sleep(seconds): outside a task, runs the shared loop for that long. */
+static int sleep_done(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status; (void)ctx;
+	mqlua_check_interrupted(L);
+	return 0;
+}
+
+/* mqlua.sleep(seconds): in a task, lets the loop run other work meanwhile;
+ * outside one, runs the shared loop for that long. */
 static int l_sleep(lua_State *L)
 {
 	double s = luaL_checknumber(L, 1);
 	luaL_argcheck(L, s >= 0, 1, "seconds must not be negative");
+	if (task_can_wait(L))
+		return task_wait(L, NULL, NULL, s, sleep_done, 0);
 	MQLUA_ENTER(L);
 	mqlua_wait(never, NULL, s);
 	MQLUA_LEAVE();
@@ -169,11 +184,46 @@ static bool pred_true(void *ud)
 	return ok;
 }
 
+static bool next_pass(void *ud)
+{
+	(void)ud;
+	return true;
+}
+
+/* In a task: calls pred (index 1) once per loop turn, until it is true or
+ * the deadline (index 3, a number, negative: none) passed. */
+static int wait_until_step(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status; (void)ctx;
+	mqlua_check_interrupted(L);
+	lua_pushvalue(L, 1);
+	lua_call(L, 0, 1);
+	if (lua_toboolean(L, -1)) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pop(L, 1);
+	double deadline = lua_tonumber(L, 3);
+	double left = deadline < 0 ? 1.0 : deadline - loop_now();
+	if (left <= 0) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "timeout");
+		return 2;
+	}
+	/* the next turn, or within a second for predicates that only time makes true */
+	return task_wait(L, next_pass, NULL, left > 1.0 ? 1.0 : left, wait_until_step, 0);
+}
+
 /* mqlua.wait_until(pred[, timeout]) -> true | nil, "timeout" */
 static int l_wait_until(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
 	double timeout = luaL_optnumber(L, 2, -1);
+	if (task_can_wait(L)) {
+		lua_settop(L, 2);
+		lua_pushnumber(L, timeout < 0 ? -1 : loop_now() + timeout);
+		return wait_until_step(L, LUA_OK, 0);
+	}
 	struct wait_pred w = { L, 1, false };
 	MQLUA_ENTER(L);
 	bool ok = mqlua_wait(pred_true, &w, timeout);
@@ -197,6 +247,15 @@ static int l_run(lua_State *L)
 	loop_run(loop_default());
 	MQLUA_LEAVE();
 	mqlua_check_interrupted(L);
+	return 0;
+}
+
+/* mqlua.spawn(fn, ...): runs fn(...) as a new task at once; it goes on
+ * running on the loop when it waits. Its errors are logged, not raised. */
+static int l_spawn(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	task_call(L, lua_gettop(L) - 1, "mqlua.spawn task");
 	return 0;
 }
 
@@ -244,6 +303,7 @@ static const luaL_Reg module_fns[] = {
 	{ "sleep", l_sleep },
 	{ "wait_until", l_wait_until },
 	{ "run", l_run },
+	{ "spawn", l_spawn },
 	{ "time", l_time },
 	{ NULL, NULL }
 };
@@ -255,6 +315,10 @@ int luaopen_mqlua(lua_State *L)
 		mosquitto_lib_init();
 		lib_init = true;
 	}
+	task_open(L);
+	/* for tests/bench/run only: handlers called with lua_pcall, so they cannot wait */
+	const char *plain = getenv("MQLUA_PLAIN_HANDLERS");
+	mqlua_plain_handlers = plain && strcmp(plain, "1") == 0;
 	client_open(L);
 	luaL_newlib(L, module_fns);
 	int mod = lua_gettop(L);

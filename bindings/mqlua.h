@@ -19,11 +19,37 @@
 #define MQLUA_BROKER_T  "mqlua.Broker"
 
 /* Calls the function below nargs arguments on the stack in protected mode
- * with a traceback. On error, logs "error in <what>: <message>" with the
+ * with a traceback; with nresults 0 it runs as a task (task_call), so it may
+ * wait. On error, logs "error in <what>: <message>" with the
  * traceback, counts it in mqlua_callback_errors and leaves nothing on the
  * stack; out-of-memory is fatal. Returns the lua_pcall status. */
 int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what);
 extern unsigned long mqlua_callback_errors;
+/* $MQLUA_PLAIN_HANDLERS=1 (a benchmark's baseline): mqlua_pcall never makes a task. */
+extern bool mqlua_plain_handlers;
+/* ---- tasks (task.c) ---- */
+/* Runs the function below nargs arguments as a task on a pooled coroutine.
+ * An error is logged as "error in <what>: ..." with its traceback and
+ * counted (what NULL: the main chunk, reported through the function given to
+ * task_set_main_failed). Returns LUA_OK, LUA_YIELD when the task now waits,
+ * or the error status. Nothing is left on L's stack. */
+int task_call(lua_State *L, int nargs, const char *what);
+void task_set_main_failed(void (*fn)(lua_State *co));
+/* True when L is the running task's coroutine and may yield to the loop. */
+bool task_can_wait(lua_State *L);
+/* Suspends the running task (task_can_wait(L) must be true) until done(ud)
+ * holds (checked before each poll; done NULL: never) or timeout seconds
+ * passed (negative: none), then continues in k. ud must outlive the wait.
+ * A waiting task keeps the loop alive. */
+int task_wait(lua_State *L, bool (*done)(void *ud), void *ud, double timeout,
+              lua_KFunction k, lua_KContext ctx);
+/* In a continuation: whether the wait ended by its timeout. */
+bool task_timed_out(lua_State *L);
+void task_open(lua_State *L);
+/* The coroutine of the running task (the main thread's code otherwise:
+ * NULL), for the interrupt hook. */
+extern lua_State *volatile mqlua_current_thread;
+
 /* A message handler for lua_pcall that appends a traceback. */
 int mqlua_traceback(lua_State *L);
 

@@ -78,6 +78,8 @@ static void signal_cb(int signo, void *data)
 	mqlua_interrupted = 1;
 	if (globalL)
 		lua_sethook(globalL, NULL, 0, 0);
+	if (mqlua_current_thread)
+		lua_sethook(mqlua_current_thread, NULL, 0, 0);
 	loop_stop(loop_default());
 }
 
@@ -107,6 +109,9 @@ static void on_signal_async(int signo)
 		shutdown_signo = signo;
 	if (globalL)
 		lua_sethook(globalL, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	lua_State *task = mqlua_current_thread;   /* hooks are per coroutine */
+	if (task)
+		lua_sethook(task, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 /* After an interruption: every client sends its DISCONNECT (so no will is

@@ -34,6 +34,17 @@ static int report(lua_State *L, int status)
 	return status;
 }
 
+static bool main_waited;   /* the main chunk has waited: main() is in the loop */
+
+/* The main chunk failed (its traceback on top of co): reported as lua.c
+ * does; after it has waited, nobody returns its status, so exit here. */
+static void main_failed(lua_State *co)
+{
+	report(co, LUA_ERRRUN);
+	if (main_waited && !mqlua_interrupted)
+		exit(1);
+}
+
 static int docall(lua_State *L, int narg, int nres)
 {
 	int base = lua_gettop(L) - narg;
@@ -91,7 +102,12 @@ int script_run_file(lua_State *L, const char *path, int nargs)
 		return report(L, status);
 	}
 	lua_insert(L, -(nargs + 1));
-	return report(L, docall(L, nargs, 0));
+	task_set_main_failed(main_failed);
+	main_waited = false;
+	status = task_call(L, nargs, NULL);
+	if (status == LUA_YIELD)
+		main_waited = true;   /* it goes on as a task on the loop */
+	return status == LUA_YIELD ? LUA_OK : status;
 }
 
 int script_run_string(lua_State *L, const char *code, const char *name)

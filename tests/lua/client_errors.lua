@@ -388,18 +388,4 @@ test("wait_until: an error in the predicate reaches the caller with its message"
 	t:raises(function() mqtt.wait_until(function() error("pred exploded") end, 1) end, "pred exploded")
 end)
 
-test("wait_for_publish inside a callback of the same client raises a clear error", function(t)
-	local c = connected(t, "err-wait-in-cb")
-	local err
-	c.on_message = function(client)
-		local ok, e = pcall(function() return client:publish("other", "y", 1):wait_for_publish(1) end)
-		err = ok and "no error" or e
-	end
-	subscribed(t, c, "wfp/#", 0)
-	c:publish("wfp/x", "go", 0)
-	t:ok(T.wait_until(function() return err ~= nil end), "the handler ran")
-	t:match(err, "wait_for_publish cannot wait inside a callback", "the error says why")
-	c:disconnect()
-end)
-
 T.done()

@@ -1,0 +1,264 @@
+/*
+ * task.c - tasks: Lua functions run on coroutines that may wait.
+ *
+ * Every script callback (on_message, message_callback_add handlers, timers...)
+ * and the main chunk of a script run as tasks. A task that calls a waiting
+ * function (mqlua.sleep, info:wait_for_publish, client:wait_message,
+ * mqlua.wait_until) yields back to the loop, which resumes it when what it
+ * waits for has happened or its timeout has passed; meanwhile other handlers
+ * run. Most handlers never wait, so coroutines are pooled: a handler that
+ * returns leaves its coroutine for the next one.
+ *
+ * Outside a task (the REPL's statements, -e chunks, a coroutine the script
+ * made itself, plain lua5.4 code) the waiting functions keep their blocking
+ * form: they run the loop until done.
+ */
+#include "bindings/mqlua.h"
+#include "runtime/log.h"
+#include "runtime/loop.h"
+
+#include <stdlib.h>
+
+#define POOL_MAX 32
+
+struct task {
+	lua_State *co;
+	int ref;                   /* registry reference keeping co alive */
+	const char *what;          /* names the task in error logs; NULL: the main chunk */
+	/* while waiting */
+	bool waiting;
+	bool (*done)(void *ud);    /* NULL: only the timer wakes it */
+	void *ud;
+	bool timed_out;
+	unsigned long pass;        /* the hook pass it was resumed in */
+	struct loop_timer timer;
+	struct task *prev, *next;  /* the waiting list, or the pool */
+};
+
+static lua_State *mainL;
+static struct task *pool;
+static int pool_size;
+static struct task *waiting;
+static struct loop_hook hook;
+static unsigned long hook_pass;
+static struct task *current;   /* the task being resumed (innermost) */
+static void (*main_failed)(lua_State *L);
+
+lua_State *volatile mqlua_current_thread;
+
+static struct task *task_get(lua_State *L)
+{
+	struct task *t = pool;
+	if (t) {
+		pool = t->next;
+		pool_size--;
+	} else {
+		t = calloc(1, sizeof *t);
+		if (!t) {
+			log_error("out of memory starting a task");
+			abort();
+		}
+		t->co = lua_newthread(L);
+		t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	t->next = t->prev = NULL;
+	return t;
+}
+
+/* A finished task's coroutine goes back to the pool, or is released. */
+static void task_put(struct task *t)
+{
+	lua_settop(t->co, 0);
+	if (pool_size < POOL_MAX && lua_status(t->co) == LUA_OK) {
+		t->next = pool;
+		pool = t;
+		pool_size++;
+		return;
+	}
+	luaL_unref(mainL, LUA_REGISTRYINDEX, t->ref);
+	free(t);
+}
+
+static void report_error(lua_State *co, struct task *t)
+{
+	const char *msg = lua_tostring(co, -1);
+	if (!msg)
+		msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+	luaL_traceback(co, co, msg, 0);
+	if (!t->what) {
+		if (main_failed)
+			main_failed(co);
+		return;
+	}
+	if (mqlua_interrupted) {
+		log_debug("%s stopped: %s", t->what, lua_tostring(co, -1));
+	} else {
+		mqlua_callback_errors++;
+		log_error("error in %s: %s", t->what, lua_tostring(co, -1));
+	}
+}
+
+/* Resumes t with narg arguments on its stack; handles the outcome. */
+static int task_resume(struct task *t, int narg)
+{
+	struct task *outer = current;
+	lua_State *outer_thread = mqlua_current_thread;
+	current = t;
+	mqlua_current_thread = t->co;
+	lua_State *saved_running = mqlua_running_L;
+	mqlua_running_L = t->co;
+	int nres;
+	int status = lua_resume(t->co, NULL, narg, &nres);
+	mqlua_running_L = saved_running;
+	current = outer;
+	mqlua_current_thread = outer_thread;
+	if (status == LUA_YIELD) {
+		if (t->waiting)
+			return status;
+		/* a bare coroutine.yield() in a handler: there is nobody to resume it */
+		lua_settop(t->co, 0);
+		lua_pushliteral(t->co, "attempt to yield from a handler (coroutine.yield outside a coroutine "
+		                "the script created)");
+		status = LUA_ERRRUN;
+	}
+	if (status == LUA_ERRMEM) {
+		log_error("out of memory in %s", t->what ? t->what : "the main chunk");
+		abort();
+	}
+	if (status != LUA_OK) {
+		report_error(t->co, t);
+		lua_resetthread(t->co);
+	}
+	task_put(t);
+	return status;
+}
+
+int task_call(lua_State *L, int nargs, const char *what)
+{
+	struct task *t = task_get(L);
+	t->what = what;
+	t->waiting = false;
+	lua_xmove(L, t->co, nargs + 1);
+	return task_resume(t, nargs);
+}
+
+void task_set_main_failed(void (*fn)(lua_State *L))
+{
+	main_failed = fn;
+}
+
+bool task_can_wait(lua_State *L)
+{
+	return current && current->co == L && !mqlua_interrupted && lua_isyieldable(L);
+}
+
+static void unlink_waiting(struct task *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		waiting = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->next = t->prev = NULL;
+}
+
+/* Ends t's wait; its continuation will read timed_out. */
+static void end_wait(struct task *t, bool timed_out)
+{
+	unlink_waiting(t);
+	loop_timer_stop(loop_default(), &t->timer);
+	loop_unref(loop_default());
+	t->waiting = false;
+	t->timed_out = timed_out;
+	t->pass = hook_pass;
+}
+
+static void resume_deferred(void *data)
+{
+	task_resume(data, 0);
+}
+
+/* Resumed from a deferred call, not from here: the loop still touches the
+ * timer (inside t) after this returns, and the task may end and be freed. */
+static void on_timer(struct loop_timer *lt)
+{
+	struct task *t = lt->data;
+	end_wait(t, true);
+	if (loop_defer(loop_default(), resume_deferred, t) != 0) {
+		log_error("out of memory resuming a task");
+		abort();
+	}
+}
+
+static void nothing(void *data)
+{
+	(void)data;
+}
+
+/* Before each poll: resume every task whose condition holds (once per pass,
+ * so a task that waits again at once does not spin here). */
+static void on_hook(struct loop_hook *h)
+{
+	(void)h;
+	hook_pass++;
+	bool again = true, resumed = false;
+	while (again) {
+		again = false;
+		for (struct task *t = waiting; t; t = t->next) {
+			if (t->pass != hook_pass && (mqlua_interrupted || (t->done && t->done(t->ud)))) {
+				end_wait(t, false);
+				task_resume(t, 0);
+				again = resumed = true;   /* the list changed under us */
+				break;
+			}
+		}
+	}
+	/* what the resumed tasks published is committed by the next iteration's
+	 * hooks: make it come without sleeping */
+	if (resumed)
+		loop_defer(loop_default(), nothing, NULL);
+	if (!waiting)
+		loop_hook_stop(loop_default(), &hook);
+}
+
+int task_wait(lua_State *L, bool (*done)(void *ud), void *ud, double timeout,
+              lua_KFunction k, lua_KContext ctx)
+{
+	struct task *t = current;
+	struct loop *loop = loop_default();
+	t->waiting = true;
+	t->done = done;
+	t->ud = ud;
+	t->timed_out = false;
+	t->next = waiting;
+	t->prev = NULL;
+	if (waiting)
+		waiting->prev = t;
+	waiting = t;
+	loop_timer_init(&t->timer, on_timer, t);
+	t->timer.ref = false;   /* the loop_ref below keeps the loop alive */
+	if (timeout >= 0)
+		loop_timer_start(loop, &t->timer, timeout, 0);
+	loop_ref(loop);
+	if (!hook.active) {
+		loop_hook_init(&hook, on_hook, NULL);
+		loop_hook_start(loop, &hook);
+	}
+	return lua_yieldk(L, 0, ctx, k);
+}
+
+bool task_timed_out(lua_State *L)
+{
+	(void)L;
+	return current && current->timed_out;
+}
+
+void task_open(lua_State *L)
+{
+	if (!mainL) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+		mainL = lua_tothread(L, -1);
+		lua_pop(L, 1);
+	}
+}
