@@ -28,4 +28,13 @@ int properties_encode(const mosquitto_property *props, unsigned char **out, size
 /* The inverse of properties_encode; NULL for len 0 or bytes that do not decode. */
 mosquitto_property *properties_decode(const unsigned char *buf, size_t len);
 
+/* The name paho gives command's packet type ("PUBLISH", "WILLMESSAGE"...). */
+const char *properties_packet_name(int command);
+
+/* paho's clean_start default for connect(): clean only on the first connection. */
+#define MQLUA_CLEAN_START_FIRST_ONLY 3
+
+/* Sets PacketTypes, Properties and MQTT_CLEAN_START_FIRST_ONLY in the module table on top. */
+void properties_open(lua_State *L);
+
 #endif
