@@ -170,17 +170,23 @@ static int check_protocol(lua_State *L, int idx)
 	return (int)p;
 }
 
-/* mqtt.Client(client_id="", clean_session=true, userdata=nil, protocol=MQTTv311, transport="tcp") */
+/* mqtt.Client([callback_api_version,] client_id="", clean_session=true, userdata=nil, protocol=MQTTv311,
+ * transport="tcp"); callback_api_version only as a CallbackAPIVersion value (paho 2.x's first argument) */
 int client_new(lua_State *L)
 {
 	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport",
-		"store", "durability", "queue_policy", "queue_qos0", NULL };
+		"store", "durability", "queue_policy", "queue_qos0", "callback_api_version", NULL };
+	int api = callback_api_version(L, 1);
+	if (api)
+		lua_remove(L, 1);
 	if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) == 0) {
 		lua_pushnil(L);
 		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
 	}
 	mqlua_named_args(L, 1, names);
-	lua_settop(L, 9);
+	lua_settop(L, 10);
+	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
+		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
 	const char *transport = luaL_optstring(L, 5, "tcp");
 	if (strcmp(transport, "tcp") != 0)
@@ -191,6 +197,7 @@ int client_new(lua_State *L)
 	c->anchor = LUA_NOREF;
 	c->reconnect_min = 1;
 	c->reconnect_max = 120;
+	c->callback_api = api ? api : 1;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 	c->L = lua_tothread(L, -1);
 	lua_pop(L, 1);

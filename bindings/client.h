@@ -29,6 +29,7 @@ struct client {
 	char *client_id;
 	bool clean_session;
 	int protocol;               /* MQTT_PROTOCOL_V31 / V311 / V5 */
+	int callback_api;           /* mqtt.CallbackAPIVersion: 1 (paho 1.x forms) or 2 */
 	char *transport;
 
 	char *host;                 /* set by connect() */

@@ -270,6 +270,8 @@ int luaopen_mqlua(lua_State *L)
 		lua_setfield(L, mod, "json");
 	lua_settop(L, mod);
 	topic_open(L);
+	reasoncode_open(L);
+	client_sub_open(L);
 	properties_open(L);
 	for (int i = 0; constants[i].name; i++) {
 		lua_pushinteger(L, constants[i].value);

@@ -70,6 +70,7 @@ void state_open(lua_State *L);           /* sets field `state` of the table on t
 /* Per type entry points (one file each). */
 void client_open(lua_State *L);          /* metatables; pushes nothing */
 int client_new(lua_State *L);            /* mqtt.Client(...) */
+void client_sub_open(lua_State *L);      /* sets SubscribeOptions and RETAIN_* in the table on top */
 /* Disconnects every client and runs the loop until their DISCONNECTs are
  * written (at most timeout seconds). Call it from the top of the loop, not
  * from inside a callback. Returns true when all are detached. */
