@@ -13,6 +13,7 @@
 #include "bindings/mqlua.h"
 #include "bindings/rc.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -242,7 +243,12 @@ static int cbapi_tostring(lua_State *L)
 
 int callback_api_version(lua_State *L, int idx)
 {
-	if (!luaL_testudata(L, idx, MQLUA_CBAPI_T))
+	if (!lua_getmetatable(L, idx))
+		return 0;
+	luaL_getmetatable(L, MQLUA_CBAPI_T);
+	bool is = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	if (!is)
 		return 0;
 	lua_getfield(L, idx, "value");
 	int v = (int)lua_tointeger(L, -1);
