@@ -174,6 +174,7 @@ static int collect_subscriptions(lua_State *L, const char **filters, int *qos)
 	}
 	if (!lua_istable(L, 2))
 		luaL_argerror(L, 2, lua_pushfstring(L, "topic must be a string or a table, got %s", luaL_typename(L, 2)));
+	luaL_argcheck(L, lua_isnil(L, 4), 4, "options must not be given with a table of topics (put them in the table)");
 	if (lua_rawgeti(L, 2, 1) == LUA_TSTRING) {
 		/* {"topic", qos} */
 		lua_pop(L, 1);
