@@ -110,7 +110,7 @@ static void reconnect_cb(struct loop_timer *t)
 		return;
 	c->connack_seen = false;
 	errno = 0;
-	int rc = mosquitto_reconnect_async(c->mosq);
+	int rc = client_start_connect(c, false, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		client_sync_io(c);
 	else
@@ -345,6 +345,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	                        ? receive_max : 0;
 	if (rc == 0) {
 		c->connected = true;
+		c->session_started = true;
 		c->reconnect_attempts = 0;
 		c->last_error[0] = 0;
 		client_update_log(c);
@@ -496,7 +497,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	if (!ud)
 		return;
 	lua_getiuservalue(L, ud, CLIENT_UV_USERDATA);
-	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false);
+	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false,
+	             props, c->protocol == MQTT_PROTOCOL_V5);
 	int userdata = top + 2, msg = top + 3;
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
 	int filters = top + 4;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <lua.h>
 #include <lauxlib.h>
+#include <mosquitto.h>
 
 #define MQLUA_VERSION "0.1.0"
 
@@ -76,8 +77,11 @@ void client_sub_open(lua_State *L);      /* sets SubscribeOptions and RETAIN_* i
  * from inside a callback. Returns true when all are detached. */
 bool client_shutdown(double timeout);
 void message_open(lua_State *L);
+/* Pushes an MQTTMessage; props are the MQTT v5 properties it came with (msg.properties:
+ * a table for an MQTT v5 client, empty when none came; nil for MQTT 3.1/3.1.1). */
 void message_push(lua_State *L, int mid, const char *topic, const void *payload,
-                  size_t payloadlen, int qos, bool retain, bool dup);
+                  size_t payloadlen, int qos, bool retain, bool dup,
+                  const mosquitto_property *props, bool v5);
 void broker_open(lua_State *L);          /* pushes the mqlua.broker table */
 void topic_open(lua_State *L);           /* sets topic functions in the table on top */
 void timer_open(lua_State *L);           /* sets after/every in the table on top */

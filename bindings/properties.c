@@ -513,7 +513,15 @@ static char *read_bytes(struct reader *r, uint16_t *len)
 
 mosquitto_property *properties_decode(const unsigned char *data, size_t len)
 {
+	bool expired;
+	return properties_decode_aged(data, len, 0, &expired);
+}
+
+mosquitto_property *properties_decode_aged(const unsigned char *data, size_t len, uint32_t waited, bool *expired)
+{
 	struct reader r = { data, data + len, false };
+	uint32_t n;
+	*expired = false;
 	mosquitto_property *list = NULL;
 	while (!r.bad && r.p < r.end) {
 		const struct propdef *d = def_by_id((int)read_uint(&r, 1));
@@ -525,7 +533,14 @@ mosquitto_property *properties_decode(const unsigned char *data, size_t len)
 		switch (d->type) {
 		case MQTT_PROP_TYPE_BYTE: rc = mosquitto_property_add_byte(&list, d->id, (uint8_t)read_uint(&r, 1)); break;
 		case MQTT_PROP_TYPE_INT16: rc = mosquitto_property_add_int16(&list, d->id, (uint16_t)read_uint(&r, 2)); break;
-		case MQTT_PROP_TYPE_INT32: rc = mosquitto_property_add_int32(&list, d->id, read_uint(&r, 4)); break;
+		case MQTT_PROP_TYPE_INT32:
+			n = read_uint(&r, 4);
+			if (d->id == MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) {
+				*expired = *expired || waited >= n;
+				n = waited >= n ? 0 : n - waited;
+			}
+			rc = mosquitto_property_add_int32(&list, d->id, n);
+			break;
 		case MQTT_PROP_TYPE_VARINT: rc = mosquitto_property_add_varint(&list, d->id, read_uint(&r, 4)); break;
 		case MQTT_PROP_TYPE_BINARY:
 			s = read_bytes(&r, &n1);
