@@ -1,10 +1,11 @@
 /*
  * client.c - the Client type's Lua face: construction, paho's methods with
  * their names, argument order and keyword-table form, argument checking
- * with errors that name the argument, and the MQTTMessageInfo type that
- * publish() returns. The connection's life on the loop is in client_net.c.
+ * with errors that name the argument. Publishing is in client_pub.c, the
+ * connection's life on the loop in client_net.c.
  */
 #include "bindings/client.h"
+#include "bindings/properties.h"
 #include "bindings/rc.h"
 #include "bindings/retained.h"
 #include "runtime/log.h"
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <mqtt_protocol.h>
 
 struct client *client_all;
 
@@ -61,6 +63,7 @@ static void client_close(struct client *c)
 		return;
 	client_stop_net(c);
 	client_outbox_close(c);
+	client_auth_free(c);
 	mosquitto_destroy(c->mosq);
 	c->mosq = NULL;
 	for (struct client **p = &client_all; *p; p = &(*p)->next) {
@@ -152,6 +155,7 @@ static void configure_identity(lua_State *L, struct client *c, int id_idx, int c
 	}
 	client_set_string(&c->client_id, id);
 	c->clean_session = clean;
+	c->handle_clean = clean;
 	c->protocol = proto;
 	int rc = c->mosq ? mosquitto_reinitialise(c->mosq, id, clean, c) : MOSQ_ERR_SUCCESS;
 	if (!c->mosq)
@@ -170,17 +174,23 @@ static int check_protocol(lua_State *L, int idx)
 	return (int)p;
 }
 
-/* mqtt.Client(client_id="", clean_session=true, userdata=nil, protocol=MQTTv311, transport="tcp") */
+/* mqtt.Client([callback_api_version,] client_id="", clean_session=true, userdata=nil, protocol=MQTTv311,
+ * transport="tcp"); callback_api_version only as a CallbackAPIVersion value (paho 2.x's first argument) */
 int client_new(lua_State *L)
 {
 	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport",
-		"store", "durability", "queue_policy", "queue_qos0", NULL };
+		"store", "durability", "queue_policy", "queue_qos0", "callback_api_version", NULL };
+	int api = callback_api_version(L, 1);
+	if (api)
+		lua_remove(L, 1);
 	if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) == 0) {
 		lua_pushnil(L);
 		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
 	}
 	mqlua_named_args(L, 1, names);
-	lua_settop(L, 9);
+	lua_settop(L, 10);
+	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
+		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
 	const char *transport = luaL_optstring(L, 5, "tcp");
 	if (strcmp(transport, "tcp") != 0)
@@ -191,6 +201,7 @@ int client_new(lua_State *L)
 	c->anchor = LUA_NOREF;
 	c->reconnect_min = 1;
 	c->reconnect_max = 120;
+	c->callback_api = api ? api : 1;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 	c->L = lua_tothread(L, -1);
 	lua_pop(L, 1);
@@ -229,7 +240,9 @@ static int l_reinitialise(lua_State *L)
 	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
 	client_set_string(&c->username, NULL);
 	client_wipe_string(&c->tls_keyfile_password);
+	client_auth_free(c);
 	c->tls = false;
+	c->session_started = false;
 	client_outbox_close(c);
 	configure_identity(L, c, 2, 3, c->protocol);
 	lua_settop(L, 4);
@@ -344,15 +357,7 @@ static void connect_args(lua_State *L, struct client *c)
 			              "or start one with mqlua.broker.start())");
 		host = d->host;
 		default_port = d->port;
-		if (d->username && !c->username) {
-			mosquitto_username_pw_set(c->mosq, d->username, d->password);
-			client_set_string(&c->username, d->username);
-		}
-		if (d->tls && !c->tls) {
-			mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-			mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL);
-			c->tls = true;
-		}
+		client_use_default_broker(c, d);
 	}
 	lua_Integer port = luaL_optinteger(L, 3, default_port);
 	luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
@@ -363,6 +368,17 @@ static void connect_args(lua_State *L, struct client *c)
 	const char *bind = luaL_optstring(L, 5, "");
 	lua_Integer bind_port = luaL_optinteger(L, 6, 0);
 	luaL_argcheck(L, bind_port == 0, 6, "bind_port is not supported by libmosquitto (leave it 0)");
+	int clean_start = MQLUA_CLEAN_START_FIRST_ONLY;
+	if (lua_isboolean(L, 7))
+		clean_start = lua_toboolean(L, 7);
+	else if (!lua_isnil(L, 7) && !(lua_isinteger(L, 7) && lua_tointeger(L, 7) == MQLUA_CLEAN_START_FIRST_ONLY))
+		luaL_argerror(L, 7, "clean_start must be true, false or mqtt.MQTT_CLEAN_START_FIRST_ONLY");
+	if (c->protocol != MQTT_PROTOCOL_V5 && clean_start != MQLUA_CLEAN_START_FIRST_ONLY)
+		luaL_argerror(L, 7, "clean_start only applies to MQTT v5 (use clean_session of mqtt.Client)");
+	mosquitto_property *props = client_check_properties(L, c, 8, CMD_CONNECT, "properties");
+	mosquitto_property_free_all(&c->connect_props);
+	c->connect_props = props;
+	c->clean_start = clean_start;
 	client_set_string(&c->host, host);
 	c->port = (int)port;
 	c->keepalive = (int)keepalive;
@@ -385,8 +401,7 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
 	errno = 0;
-	int rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
-	               : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+	int rc = client_start_connect(c, !async, true);
 	if (rc == MOSQ_ERR_SUCCESS) {
 		if (mqlua_autoattach)
 			client_attach(c);
@@ -427,7 +442,7 @@ static int l_reconnect(lua_State *L)
 	c->connack_seen = false;
 	MQLUA_ENTER(L);
 	errno = 0;
-	int rc = mosquitto_reconnect(c->mosq);
+	int rc = client_start_connect(c, true, false);
 	if (rc == MOSQ_ERR_SUCCESS) {
 		if (mqlua_autoattach)
 			client_attach(c);   /* disconnect() detached it: attach again, as connect() does */
@@ -439,10 +454,34 @@ static int l_reconnect(lua_State *L)
 	return push_rc(L, c, rc);
 }
 
-/* client:disconnect() -> rc */
+/* The reasoncode argument of disconnect(): a number or a ReasonCode (its value). */
+static int check_reasoncode(lua_State *L, int idx)
+{
+	if (lua_isnil(L, idx))
+		return 0;
+	int t = lua_type(L, idx);
+	if (t == LUA_TUSERDATA || t == LUA_TTABLE) {
+		lua_getfield(L, idx, "value");
+		lua_replace(L, idx);
+	}
+	int isint;
+	lua_Integer v = lua_tointegerx(L, idx, &isint);
+	if (lua_type(L, idx) != LUA_TNUMBER || !isint || v < 0 || v > 255)
+		luaL_argerror(L, idx, "reasoncode must be a ReasonCode or a number from 0 to 255");
+	return (int)v;
+}
+
+/* client:disconnect(reasoncode=0, properties=nil) -> rc */
 static int l_disconnect(lua_State *L)
 {
+	static const char *const names[] = { "reasoncode", "properties", NULL };
 	struct client *c = client_check(L, 1);
+	mqlua_named_args(L, 2, names);
+	lua_settop(L, 3);
+	int reason = check_reasoncode(L, 2);
+	if (reason != 0 && c->protocol != MQTT_PROTOCOL_V5)
+		luaL_argerror(L, 2, "reasoncode only applies to MQTT v5");
+	mosquitto_property *props = client_check_properties(L, c, 3, CMD_DISCONNECT, "properties");
 	c->connect_requested = false;
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
@@ -451,7 +490,8 @@ static int l_disconnect(lua_State *L)
 		mqlua_store_commit_all();
 		client_outbox_dispatch(c);
 	}
-	int rc = mosquitto_disconnect(c->mosq);
+	int rc = mosquitto_disconnect_v5(c->mosq, reason, props);
+	mosquitto_property_free_all(&props);
 	if (rc != MOSQ_ERR_SUCCESS)
 		client_detach(c);   /* nothing to wait for */
 	client_sync_io(c);
@@ -546,108 +586,6 @@ static int l_loop_stop(lua_State *L)
 	return 1;
 }
 
-/* ---- publishing ---- */
-
-static const char *check_topic_arg(lua_State *L, int idx, const char *name, size_t *len)
-{
-	if (lua_type(L, idx) != LUA_TSTRING)
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a string, got %s", name, luaL_typename(L, idx)));
-	const char *topic = lua_tolstring(L, idx, len);
-	const char *why = topic_check_name(topic, *len);
-	if (why)
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s %s", name, why));
-	return topic;
-}
-
-static const char *check_payload_arg(lua_State *L, int idx, size_t *len)
-{
-	int t = lua_type(L, idx);
-	if (t == LUA_TNONE || t == LUA_TNIL) {
-		*len = 0;
-		return NULL;
-	}
-	if (t != LUA_TSTRING && t != LUA_TNUMBER)
-		luaL_argerror(L, idx, lua_pushfstring(L, "payload must be a string, a number or nil, got %s", luaL_typename(L, idx)));
-	const char *p = luaL_tolstring(L, idx, len);
-	lua_replace(L, idx);
-	if (*len > 268435455)
-		luaL_argerror(L, idx, "payload is larger than MQTT's maximum of 268435455 bytes");
-	return lua_tostring(L, idx);
-	(void)p;
-}
-
-int client_check_qos(lua_State *L, int idx, int def)
-{
-	if (lua_isnoneornil(L, idx))
-		return def;
-	int isnum;
-	lua_Integer q = lua_tointegerx(L, idx, &isnum);
-	if (lua_type(L, idx) != LUA_TNUMBER)
-		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got a %s", luaL_typename(L, idx)));
-	if (!isnum || q < 0 || q > 2)
-		luaL_argerror(L, idx, lua_pushfstring(L, "qos must be 0, 1 or 2, got %s", luaL_tolstring(L, idx, NULL)));
-	return (int)q;
-}
-
-struct client *client_check_message_args(lua_State *L, struct message_args *a)
-{
-	static const char *const names[] = { "topic", "payload", "qos", "retain", "properties", NULL };
-	struct client *c = client_check(L, 1);
-	mqlua_named_args(L, 2, names);
-	lua_settop(L, 6);
-	size_t tlen;
-	a->topic = check_topic_arg(L, 2, "topic", &tlen);
-	a->payload = check_payload_arg(L, 3, &a->payloadlen);
-	a->qos = client_check_qos(L, 4, 0);
-	a->retain = mqlua_optboolean(L, 5, false, "retain");
-	return c;
-}
-
-/* Keeps the info on top of the stack findable under key until its message is done. */
-static void remember_info(lua_State *L, int64_t key)
-{
-	lua_getiuservalue(L, 1, CLIENT_UV_INFOS);
-	lua_pushvalue(L, -2);
-	lua_rawseti(L, -2, key);
-	lua_pop(L, 1);
-}
-
-/* client:publish(topic, payload=nil, qos=0, retain=false) -> MQTTMessageInfo */
-static int l_publish(lua_State *L)
-{
-	struct message_args a;
-	struct client *c = client_check_message_args(L, &a);
-	if (a.qos > 0 || (c->queue_qos0 && !c->connected)) {
-		/* through the outbox: sent after this iteration's commit */
-		int rc;
-		int64_t id = client_outbox_publish(c, a.topic, a.payload, a.payloadlen, a.qos, a.retain, &rc);
-		info_push(L, 1, rc, id, a.qos, false);
-		if (id > 0) {
-			remember_info(L, id);
-			if (a.retain)
-				retained_cache_message(c, a.topic, a.payload, a.payloadlen, a.qos);
-		}
-		return 1;
-	}
-	int mid = 0;
-	c->publishing = true;
-	c->early_published_mid = 0;
-	MQLUA_ENTER(L);
-	int rc = mosquitto_publish(c->mosq, &mid, a.topic, (int)a.payloadlen, a.payload, 0, a.retain);
-	client_sync_io(c);
-	c->publishing = false;
-	bool published = rc == MOSQ_ERR_SUCCESS && c->early_published_mid == mid && mid != 0;
-	info_push(L, 1, rc_from_mosq(rc), mid, 0, false);
-	if (rc == MOSQ_ERR_SUCCESS)
-		remember_info(L, -mid);
-	if (rc == MOSQ_ERR_SUCCESS && a.retain)
-		retained_cache_message(c, a.topic, a.payload, a.payloadlen, 0);
-	if (published)
-		client_notify_published(L, c, -mid, 0);
-	MQLUA_LEAVE();
-	return 1;
-}
-
 /* ---- misc settings ---- */
 
 static int l_user_data_set(lua_State *L)
@@ -711,7 +649,7 @@ void client_open(lua_State *L)
 		{ "loop_forever", l_loop_forever },
 		{ "loop_start", l_loop_start },
 		{ "loop_stop", l_loop_stop },
-		{ "publish", l_publish },
+		{ "publish", client_publish },
 		{ "subscribe", client_subscribe },
 		{ "unsubscribe", client_unsubscribe },
 		{ "will_set", client_will_set },

@@ -29,6 +29,7 @@ struct client {
 	char *client_id;
 	bool clean_session;
 	int protocol;               /* MQTT_PROTOCOL_V31 / V311 / V5 */
+	int callback_api;           /* mqtt.CallbackAPIVersion: 1 (paho 1.x forms) or 2 */
 	char *transport;
 
 	char *host;                 /* set by connect() */
@@ -73,6 +74,18 @@ struct client {
 	int ninflight;
 	struct inflight { int mid; int64_t id; } *inflight;
 
+	/* MQTT v5 sessions (client_auth.c) */
+	int clean_start;            /* connect()'s clean_start: 0, 1 or MQLUA_CLEAN_START_FIRST_ONLY */
+	bool handle_clean;          /* the clean flag the libmosquitto handle was made with */
+	bool session_started;       /* a CONNACK accepted this Client: FIRST_ONLY no longer cleans */
+	mosquitto_property *connect_props;  /* connect()'s properties, sent with every CONNECT */
+	/* what the libmosquitto handle was told, so that it can be remade with another clean flag */
+	char *password;
+	struct client_will { char *topic; void *payload; int payloadlen, qos; bool retain;
+	                     mosquitto_property *props; } will;
+	struct client_tls { char *ca_certs, *certfile, *keyfile, *version, *ciphers; int cert_reqs;
+	                    bool insecure; } tls_args;
+
 	struct client *next;        /* every live client, for a clean shutdown */
 };
 
@@ -102,6 +115,14 @@ struct message_args {
 	bool retain;
 };
 struct client *client_check_message_args(lua_State *L, struct message_args *a);
+/* The MQTT v5 properties at idx for command (CMD_PUBLISH, CMD_WILL...), NULL when nil;
+ * raises naming argname, also when the client does not speak MQTT v5. Free with
+ * mosquitto_property_free_all(). */
+mosquitto_property *client_check_properties(lua_State *L, struct client *c, int idx, int command,
+                                            const char *argname);
+
+/* client_pub.c: client:publish(topic, payload=nil, qos=0, retain=false, properties=nil) */
+int client_publish(lua_State *L);
 
 /* client_auth.c: will, credentials, TLS */
 int client_will_set(lua_State *L);
@@ -109,6 +130,14 @@ int client_will_clear(lua_State *L);
 int client_username_pw_set(lua_State *L);
 int client_tls_set(lua_State *L);
 int client_tls_insecure_set(lua_State *L);
+/* Records and applies the default broker's credentials / TLS (connect() without a host). */
+void client_use_default_broker(struct client *c, const struct mqlua_default_broker *d);
+/* Starts a connection attempt (blocking: connect(), else the loop's reconnects and
+ * connect_async()) with the clean flag and properties connect() asked for, remaking
+ * the libmosquitto handle when the clean flag must change. Returns a MOSQ_ERR_* code. */
+int client_start_connect(struct client *c, bool blocking, bool first);
+/* Frees what client_auth.c keeps (will, credentials, TLS, connect properties). */
+void client_auth_free(struct client *c);
 
 /* Checks an optional qos argument (0, 1 or 2), raising an error naming it. */
 int client_check_qos(lua_State *L, int idx, int def);
@@ -130,7 +159,7 @@ void client_outbox_open(lua_State *L, struct client *c, int opts_idx);
 void client_outbox_close(struct client *c);
 /* Queues a message; returns its id (> 0), or 0 with *rc set (RC_QUEUE_SIZE, RC_ERRNO...). */
 int64_t client_outbox_publish(struct client *c, const char *topic, const void *payload, size_t len,
-                              int qos, bool retain, int *rc);
+                              int qos, bool retain, const mosquitto_property *props, int *rc);
 /* Hands committed messages to libmosquitto while connected, within the window. */
 void client_outbox_dispatch(struct client *c);
 void client_outbox_committed(struct client *c);

@@ -3,29 +3,80 @@
  * will, its credentials, and TLS (verification on by default, TLS 1.2 at
  * least; turning a check off is logged). Passwords are handed to
  * libmosquitto and wiped from mqlua's own memory when replaced.
+ *
+ * libmosquitto fixes the CONNECT's clean flag when its handle is made, and
+ * sends connect properties only with the CONNECT of mosquitto_connect*_v5.
+ * For MQTT v5's clean_start (true, false, or clean only the first time) the
+ * handle is remade when the flag must change, so every setting above is also
+ * kept here (the password too, wiped when replaced or closed) to be told to
+ * the new handle; connect properties are sent with every connection attempt.
  */
 #include "bindings/client.h"
+#include "bindings/properties.h"
 #include "runtime/log.h"
+
+#include <mqtt_protocol.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* client:will_set(topic, payload=nil, qos=0, retain=false) */
+static void will_forget(struct client *c)
+{
+	struct client_will *w = &c->will;
+	free(w->topic);
+	free(w->payload);
+	mosquitto_property_free_all(&w->props);
+	memset(w, 0, sizeof *w);
+}
+
+/* Tells the handle the kept will (a copy of its properties: libmosquitto takes them). */
+static int will_apply(struct client *c)
+{
+	struct client_will *w = &c->will;
+	mosquitto_property *props = NULL;
+	if (w->props && mosquitto_property_copy_all(&props, w->props) != MOSQ_ERR_SUCCESS)
+		return MOSQ_ERR_NOMEM;
+	int rc = mosquitto_will_set_v5(c->mosq, w->topic, w->payloadlen, w->payload, w->qos, w->retain, props);
+	if (rc != MOSQ_ERR_SUCCESS)
+		mosquitto_property_free_all(&props);
+	return rc;
+}
+
+/* client:will_set(topic, payload=nil, qos=0, retain=false, properties=nil) */
 int client_will_set(lua_State *L)
 {
 	struct message_args a;
 	struct client *c = client_check_message_args(L, &a);
-	int rc = mosquitto_will_set(c->mosq, a.topic, (int)a.payloadlen, a.payload, a.qos, a.retain);
-	if (rc != MOSQ_ERR_SUCCESS)
+	mosquitto_property *props = client_check_properties(L, c, 6, CMD_WILL, "properties");
+	will_forget(c);
+	struct client_will *w = &c->will;
+	w->topic = strdup(a.topic);
+	w->payload = malloc(a.payloadlen ? a.payloadlen : 1);
+	w->payloadlen = (int)a.payloadlen;
+	w->qos = a.qos;
+	w->retain = a.retain;
+	w->props = props;
+	if (!w->topic || !w->payload) {
+		will_forget(c);
+		return luaL_error(L, "out of memory");
+	}
+	if (a.payloadlen)
+		memcpy(w->payload, a.payload, a.payloadlen);
+	int rc = will_apply(c);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		will_forget(c);
+		mosquitto_will_clear(c->mosq);
 		return luaL_error(L, "will_set: %s", mosquitto_strerror(rc));
+	}
 	return 0;
 }
 
 int client_will_clear(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
+	will_forget(c);
 	mosquitto_will_clear(c->mosq);
 	return 0;
 }
@@ -44,6 +95,8 @@ int client_username_pw_set(lua_State *L)
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "username_pw_set: %s", mosquitto_strerror(rc));
 	client_set_string(&c->username, user);
+	client_wipe_string(&c->password);
+	c->password = pass ? strdup(pass) : NULL;
 	return 0;
 }
 
@@ -68,6 +121,35 @@ static const char *check_file_arg(lua_State *L, int idx, const char *name)
 	if (path && access(path, R_OK) != 0)
 		luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' cannot be read: %s", name, path, strerror(errno)));
 	return path;
+}
+
+static void tls_forget(struct client *c)
+{
+	struct client_tls *t = &c->tls_args;
+	free(t->ca_certs);
+	free(t->certfile);
+	free(t->keyfile);
+	free(t->version);
+	free(t->ciphers);
+	memset(t, 0, sizeof *t);
+}
+
+/* Tells the handle the kept TLS settings (no CA file: the system's certificates). */
+static int tls_apply(struct client *c)
+{
+	const struct client_tls *t = &c->tls_args;
+	int rc;
+	if (t->ca_certs) {
+		rc = mosquitto_tls_set(c->mosq, t->ca_certs, NULL, t->certfile, t->keyfile, tls_password_cb);
+	} else {
+		mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+		rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", t->certfile, t->keyfile, tls_password_cb);
+	}
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_opts_set(c->mosq, t->cert_reqs == 0 ? 0 : 1, t->version, t->ciphers);
+	if (rc == MOSQ_ERR_SUCCESS && t->insecure)
+		rc = mosquitto_tls_insecure_set(c->mosq, true);
+	return rc;
 }
 
 /* client:tls_set(ca_certs, certfile, keyfile, cert_reqs=CERT_REQUIRED, tls_version, ciphers, keyfile_password) */
@@ -96,15 +178,15 @@ int client_tls_set(lua_State *L)
 	client_wipe_string(&c->tls_keyfile_password);
 	if (password)
 		c->tls_keyfile_password = strdup(password);
-	int rc;
-	if (ca) {
-		rc = mosquitto_tls_set(c->mosq, ca, NULL, cert, key, tls_password_cb);
-	} else {
-		mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-		rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", cert, key, tls_password_cb);
-	}
-	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_tls_opts_set(c->mosq, reqs == 0 ? 0 : 1, version, ciphers);
+	struct client_tls *t = &c->tls_args;
+	tls_forget(c);
+	client_set_string(&t->ca_certs, ca);
+	client_set_string(&t->certfile, cert);
+	client_set_string(&t->keyfile, key);
+	client_set_string(&t->version, version);
+	client_set_string(&t->ciphers, ciphers);
+	t->cert_reqs = (int)reqs;
+	int rc = tls_apply(c);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "tls_set: %s", mosquitto_strerror(rc));
 	if (reqs == 0)
@@ -122,7 +204,80 @@ int client_tls_insecure_set(lua_State *L)
 	if (!c->tls)
 		return luaL_error(L, "Must configure SSL context before using tls_insecure_set.");
 	mosquitto_tls_insecure_set(c->mosq, insecure);
+	c->tls_args.insecure = insecure;
 	if (insecure)
 		log_warn("client \"%s\": TLS hostname verification is disabled (tls_insecure_set)", c->client_id);
 	return 0;
+}
+
+void client_use_default_broker(struct client *c, const struct mqlua_default_broker *d)
+{
+	if (d->username && !c->username) {
+		mosquitto_username_pw_set(c->mosq, d->username, d->password);
+		client_set_string(&c->username, d->username);
+		client_wipe_string(&c->password);
+		c->password = d->password ? strdup(d->password) : NULL;
+	}
+	if (d->tls && !c->tls) {
+		tls_forget(c);
+		c->tls_args.cert_reqs = 2;
+		c->tls = tls_apply(c) == MOSQ_ERR_SUCCESS;
+	}
+}
+
+void client_auth_free(struct client *c)
+{
+	will_forget(c);
+	tls_forget(c);
+	client_wipe_string(&c->password);
+	mosquitto_property_free_all(&c->connect_props);
+}
+
+/* Remakes the libmosquitto handle with the clean flag `clean` and tells it
+ * everything the old one was told. What libmosquitto was still sending is
+ * gone with the old handle: the outbox sends its rows again. */
+static int remake_handle(struct client *c, bool clean)
+{
+	int rc = mosquitto_reinitialise(c->mosq, c->client_id, clean, c);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return rc;
+	c->handle_clean = clean;
+	mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, c->protocol);
+	mosquitto_int_option(c->mosq, MOSQ_OPT_SEND_MAXIMUM, c->max_inflight);
+	client_set_callbacks(c);
+	client_update_log(c);
+	if (c->username)
+		rc = mosquitto_username_pw_set(c->mosq, c->username, c->password);
+	if (rc == MOSQ_ERR_SUCCESS && c->tls)
+		rc = tls_apply(c);
+	if (rc == MOSQ_ERR_SUCCESS && c->will.topic)
+		rc = will_apply(c);
+	c->ninflight = 0;
+	c->sent_upto = 0;
+	c->backlog = true;
+	log_debug("client \"%s\": libmosquitto handle remade with clean start %s", c->client_id,
+	          clean ? "on" : "off");
+	return rc;
+}
+
+int client_start_connect(struct client *c, bool blocking, bool first)
+{
+	bool clean = c->clean_session;
+	if (c->protocol == MQTT_PROTOCOL_V5)
+		clean = c->clean_start == 1 ||
+		        (c->clean_start == MQLUA_CLEAN_START_FIRST_ONLY && !c->session_started);
+	bool remade = false;
+	if (clean != c->handle_clean) {
+		int rc = remake_handle(c, clean);
+		if (rc != MOSQ_ERR_SUCCESS)
+			return rc;
+		remade = true;
+	}
+	if (c->connect_props)   /* only the blocking connect of libmosquitto 2.0 sends properties */
+		return mosquitto_connect_bind_v5(c->mosq, c->host, c->port, c->keepalive, c->bind_address,
+		                                 c->connect_props);
+	if (first || remade)
+		return blocking ? mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
+		                : mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+	return blocking ? mosquitto_reconnect(c->mosq) : mosquitto_reconnect_async(c->mosq);
 }

@@ -4,9 +4,13 @@
  * replaces it on its own), POLLOUT only while it has something to write,
  * loop_misc once a second, reconnecting with exponential backoff and jitter,
  * resubscribing when the broker kept no session, and the libmosquitto
- * callbacks that call the script's on_* functions through mqlua_pcall.
+ * callbacks that call the script's on_* functions through mqlua_pcall, in
+ * the form paho gives them for the client's protocol and callback API
+ * version (VERSION1: v3 and v5 forms as paho 1.6; VERSION2: paho 2.x's,
+ * with reason codes made up from v3 return values as paho does).
  */
 #include "bindings/client.h"
+#include "bindings/properties.h"
 #include "bindings/rc.h"
 #include "bindings/retained.h"
 #include "runtime/log.h"
@@ -106,7 +110,7 @@ static void reconnect_cb(struct loop_timer *t)
 		return;
 	c->connack_seen = false;
 	errno = 0;
-	int rc = mosquitto_reconnect_async(c->mosq);
+	int rc = client_start_connect(c, false, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		client_sync_io(c);
 	else
@@ -265,6 +269,19 @@ static void call_simple(struct client *c, const char *name)
 		mqlua_pcall(L, 2, 0, name);
 }
 
+/* paho's packet type numbers (PacketTypes) for the reason codes pushed here */
+enum { PT_CONNACK = 2, PT_PUBACK = 4, PT_SUBACK = 9, PT_DISCONNECT = 14 };
+
+static bool v5(const struct client *c)
+{
+	return c->protocol == MQTT_PROTOCOL_V5;
+}
+
+static bool api2(const struct client *c)
+{
+	return c->callback_api == 2;
+}
+
 void client_connect_failed(struct client *c, int rc)
 {
 	client_describe_rc(c, rc);
@@ -288,8 +305,21 @@ static void resubscribe(lua_State *L, struct client *c, int ud)
 		lua_pushvalue(L, -2);
 		bool again = lua_rawget(L, touched) != LUA_TNIL;
 		lua_pop(L, 1);
-		int mid = 0;
-		if (!again && mosquitto_subscribe(c->mosq, &mid, lua_tostring(L, -2), (int)lua_tointeger(L, -1)) == MOSQ_ERR_SUCCESS) {
+		/* options byte, or {options byte, properties as bytes} */
+		mosquitto_property *props = NULL;
+		if (lua_istable(L, -1)) {
+			lua_rawgeti(L, -1, 2);
+			size_t len;
+			const char *bytes = lua_tolstring(L, -1, &len);
+			props = properties_decode((const unsigned char *)bytes, len);
+			lua_pop(L, 1);
+			lua_rawgeti(L, -1, 1);
+			lua_replace(L, -2);
+		}
+		int options = (int)lua_tointeger(L, -1), mid = 0;
+		int rc = again ? MOSQ_ERR_INVAL : mosquitto_subscribe_v5(c->mosq, &mid, lua_tostring(L, -2), options & 3, options & ~3, props);
+		mosquitto_property_free_all(&props);
+		if (rc == MOSQ_ERR_SUCCESS) {
 			count++;
 			lua_getiuservalue(L, ud, CLIENT_UV_SUBGROUPS);
 			lua_pushboolean(L, 1);   /* marks a mid the script never saw */
@@ -315,6 +345,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	                        ? receive_max : 0;
 	if (rc == 0) {
 		c->connected = true;
+		c->session_started = true;
 		c->reconnect_attempts = 0;
 		c->last_error[0] = 0;
 		client_update_log(c);
@@ -336,9 +367,17 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 		lua_setfield(L, -2, "session_present");
 		lua_pushinteger(L, flags & 1);
 		lua_setfield(L, -2, "session present");
-		lua_pushinteger(L, rc);
+		int nargs = 4;
+		if (!v5(c) && !api2(c)) {
+			lua_pushinteger(L, rc);
+		} else {
+			/* (flags, reason_code, properties); a v3 CONNACK code becomes its v5 reason */
+			reasoncode_push(L, PT_CONNACK, v5(c) ? rc : reasoncode_from_connack(rc));
+			properties_push(L, props);
+			nargs = 5;
+		}
 		c->in_on_connect = true;
-		mqlua_pcall(L, 4, 0, "on_connect");
+		mqlua_pcall(L, nargs, 0, "on_connect");
 		c->in_on_connect = false;
 	}
 	if (rc == 0 && c->connected && !(flags & 1))
@@ -346,20 +385,48 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	lua_settop(L, top);
 }
 
+/* Calls on_disconnect in the client's form: (rc) for v3 and VERSION1; (reason_code,
+ * properties) for v5 VERSION1 (rc and nil unless the broker sent a DISCONNECT);
+ * (disconnect_flags, reason_code, properties) for VERSION2. reason >= 0 is the
+ * reason of the broker's DISCONNECT, -1 a local disconnection with result rc. */
+static void call_on_disconnect(lua_State *L, struct client *c, int rc, int reason, const mosquitto_property *props)
+{
+	if (!push_callback(L, c, "on_disconnect"))
+		return;
+	bool from_broker = reason >= 0;
+	int nargs = 3;
+	if (api2(c)) {
+		lua_createtable(L, 0, 1);
+		lua_pushboolean(L, from_broker);
+		lua_setfield(L, -2, "is_disconnect_packet_from_server");
+		reasoncode_push(L, PT_DISCONNECT, from_broker ? reason : reasoncode_from_rc(rc));
+		properties_push(L, props);
+		nargs = 5;
+	} else if (v5(c) && from_broker) {
+		reasoncode_push(L, PT_DISCONNECT, reason);
+		properties_push(L, props);
+		nargs = 4;
+	} else {
+		lua_pushinteger(L, rc);
+		if (v5(c)) {
+			lua_pushnil(L);
+			nargs = 4;
+		}
+	}
+	mqlua_pcall(L, nargs, 0, "on_disconnect");
+}
+
 static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)props;
+	(void)mosq;
 	bool refused = c->connack_seen && !c->connected;   /* on_connect already said why */
 	c->connected = false;
 	if (!c->connect_requested || rc == MOSQ_ERR_SUCCESS) {
 		log_debug("client \"%s\": disconnected", c->client_id);
 		c->connect_requested = false;
-		if (push_callback(L, c, "on_disconnect")) {
-			lua_pushinteger(L, 0);
-			mqlua_pcall(L, 3, 0, "on_disconnect");
-		}
+		call_on_disconnect(L, c, RC_SUCCESS, -1, NULL);
 		client_detach(c);
 		return;
 	}
@@ -368,38 +435,53 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mo
 		client_connect_failed(c, rc);
 		return;
 	}
-	if (!refused)
+	/* libmosquitto passes the reason of a broker's v5 DISCONNECT (>= 0x80) as rc */
+	int reason = v5(c) && rc >= 0x80 && rc <= 0xff ? rc : -1;
+	if (reason >= 0)
+		snprintf(c->last_error, sizeof c->last_error, "the broker disconnected the client: %s",
+		         reasoncode_name(PT_DISCONNECT, reason));
+	else if (!refused)
 		client_describe_rc(c, rc);
 	log_warn("client \"%s\": disconnected from %s:%d: %s", c->client_id, c->host, c->port, c->last_error);
-	if (push_callback(L, c, "on_disconnect")) {
-		lua_pushinteger(L, rc_from_mosq(rc));
-		mqlua_pcall(L, 3, 0, "on_disconnect");
-	}
+	call_on_disconnect(L, c, reason >= 0 ? RC_SUCCESS : rc_from_mosq(rc), reason, props);
 	if (c->attached && c->connect_requested)
 		schedule_reconnect(c);
 }
+
+static void notify_published(lua_State *L, struct client *c, int64_t key, int reason, const mosquitto_property *props);
 
 static void on_publish_cb(struct mosquitto *mosq, void *obj, int mid, int reason, const mosquitto_property *props)
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)props;
+	(void)mosq;
 	if (c->publishing) {
 		/* written inside mosquitto_publish(): its caller finishes the job */
 		c->early_published_mid = mid;
 		return;
 	}
 	int64_t id = client_outbox_acked(c, mid, reason);
-	client_notify_published(L, c, id ? id : -mid, reason);
+	notify_published(L, c, id ? id : -mid, reason, props);
 }
 
-void client_notify_published(lua_State *L, struct client *c, int64_t key, int reason)
+/* client_publish_done() and on_publish: (mid) for VERSION1, (mid, reason_code,
+ * properties) for VERSION2 (Success and no properties on v3 and for QoS 0). */
+static void notify_published(lua_State *L, struct client *c, int64_t key, int reason, const mosquitto_property *props)
 {
 	client_publish_done(L, c, key, reason);
 	if (push_callback(L, c, "on_publish")) {
 		lua_pushinteger(L, key < 0 ? -key : key);
-		mqlua_pcall(L, 3, 0, "on_publish");
+		if (api2(c)) {
+			reasoncode_push(L, PT_PUBACK, reason);
+			properties_push(L, props);
+		}
+		mqlua_pcall(L, api2(c) ? 5 : 3, 0, "on_publish");
 	}
+}
+
+void client_notify_published(lua_State *L, struct client *c, int64_t key, int reason)
+{
+	notify_published(L, c, key, reason, NULL);
 }
 
 static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
@@ -415,7 +497,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	if (!ud)
 		return;
 	lua_getiuservalue(L, ud, CLIENT_UV_USERDATA);
-	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false);
+	message_push(L, m->mid, m->topic, m->payload, (size_t)m->payloadlen, m->qos, m->retain, false,
+	             props, c->protocol == MQTT_PROTOCOL_V5);
 	int userdata = top + 2, msg = top + 3;
 	client_wait_deliver(L, ud, msg, m->topic);
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
@@ -467,7 +550,7 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)props;
+	(void)mosq;
 	int top = lua_gettop(L);
 	int ud = push_client(L, c);
 	if (!ud)
@@ -527,20 +610,46 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 	if (push_callback(L, c, "on_subscribe")) {
 		lua_pushinteger(L, script_mid);
 		lua_pushvalue(L, granted_idx);
-		mqlua_pcall(L, 4, 0, "on_subscribe");
+		int nargs = 4;
+		if (v5(c) || api2(c)) {
+			/* (mid, reason_codes, properties): the granted qos (or failure) as SUBACK reasons */
+			int n = (int)lua_rawlen(L, -1);
+			lua_createtable(L, n, 0);
+			for (int i = 1; i <= n; i++) {
+				lua_rawgeti(L, granted_idx, i);
+				reasoncode_push(L, PT_SUBACK, (int)lua_tointeger(L, -1));
+				lua_rawseti(L, -3, i);
+				lua_pop(L, 1);
+			}
+			lua_replace(L, -2);
+			properties_push(L, props);
+			nargs = 5;
+		}
+		mqlua_pcall(L, nargs, 0, "on_subscribe");
 	}
 	lua_settop(L, top);
 }
 
+/* on_unsubscribe: (mid) on v3 with VERSION1, (mid, properties, reason_codes) on v5
+ * with VERSION1, (mid, reason_code_list, properties) with VERSION2. libmosquitto
+ * 2.0.11 does not pass on the UNSUBACK's reason codes, so the list is empty (as
+ * paho's for v3) rather than made up. */
 static void on_unsubscribe_cb(struct mosquitto *mosq, void *obj, int mid, const mosquitto_property *props)
 {
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
-	(void)mosq; (void)props;
-	if (push_callback(L, c, "on_unsubscribe")) {
-		lua_pushinteger(L, mid);
-		mqlua_pcall(L, 3, 0, "on_unsubscribe");
+	(void)mosq;
+	if (!push_callback(L, c, "on_unsubscribe"))
+		return;
+	lua_pushinteger(L, mid);
+	if (api2(c)) {
+		lua_newtable(L);
+		properties_push(L, props);
+	} else if (v5(c)) {
+		properties_push(L, props);
+		lua_newtable(L);
 	}
+	mqlua_pcall(L, api2(c) || v5(c) ? 5 : 3, 0, "on_unsubscribe");
 }
 
 static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)

@@ -10,6 +10,7 @@
  * again from the first row of its client_id.
  */
 #include "bindings/client.h"
+#include "bindings/properties.h"
 #include "bindings/rc.h"
 #include "runtime/log.h"
 #include "store/outbox.h"
@@ -17,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <mqtt_protocol.h>
 
 #define DEFAULT_INFLIGHT 20
 
@@ -97,11 +99,18 @@ static int64_t queued(struct client *c)
 }
 
 int64_t client_outbox_publish(struct client *c, const char *topic, const void *payload, size_t len,
-                              int qos, bool retain, int *rc)
+                              int qos, bool retain, const mosquitto_property *props, int *rc)
 {
 	*rc = RC_SUCCESS;
+	unsigned char *pbytes = NULL;
+	size_t plen = 0;
+	if (props && properties_encode(props, &pbytes, &plen) != 0) {
+		*rc = RC_NOMEM;
+		return 0;
+	}
 	if (c->max_queued > 0 && queued(c) >= c->max_queued) {
 		if (!c->drop_oldest) {
+			free(pbytes);
 			*rc = RC_QUEUE_SIZE;
 			return 0;
 		}
@@ -115,7 +124,8 @@ int64_t client_outbox_publish(struct client *c, const char *topic, const void *p
 			         "and are lost if the process ends (give the client a client_id)", c->client_id);
 		warned = true;
 	}
-	int64_t id = outbox_append(c->store, c->client_id, topic, payload, len, qos, retain);
+	int64_t id = outbox_append(c->store, c->client_id, topic, payload, len, qos, retain, pbytes, plen);
+	free(pbytes);
 	if (id < 0) {
 		log_error("client \"%s\": %s", c->client_id, store_error(c->store));
 		*rc = RC_ERRNO;
@@ -169,14 +179,45 @@ static int window(const struct client *c)
 
 struct dispatch { struct client *c; bool stopped; };
 
+/* A message whose MessageExpiryInterval ran out while it waited in the queue
+ * is not sent: its row goes and its info is done, unpublished. */
+static void drop_expired(struct client *c, const struct outbox_msg *m, double waited)
+{
+	log_warn("client \"%s\": message %lld to \"%s\" expired after waiting %.0f s in the queue; not sent",
+	         c->client_id, (long long)m->id, m->topic, waited);
+	c->sent_upto = m->id;
+	if (outbox_ack(c->store, m->id) != 0)
+		log_error("client \"%s\": %s", c->client_id, store_error(c->store));
+	if (c->queued > 0)
+		c->queued--;
+	client_publish_done(client_callback_L(c), c, m->id, MQTT_RC_UNSPECIFIED);
+}
+
 static bool send_one(const struct outbox_msg *m, void *ud)
 {
 	struct dispatch *d = ud;
 	struct client *c = d->c;
+	mosquitto_property *props = NULL;
+	if (m->propslen > 0) {
+		double waited = store_now() - m->created;
+		bool expired;
+		props = properties_decode_aged(m->props, (size_t)m->propslen, waited > 0 ? (uint32_t)waited : 0, &expired);
+		if (expired) {
+			mosquitto_property_free_all(&props);
+			drop_expired(c, m, waited);
+			return true;
+		}
+		if (!props)
+			log_error("client \"%s\": the properties of message %lld cannot be read; sent without them",
+			          c->client_id, (long long)m->id);
+	}
+	if (c->protocol != MQTT_PROTOCOL_V5)
+		mosquitto_property_free_all(&props);   /* queued by an MQTT v5 client of the same id */
 	int mid = 0;
 	c->publishing = true;
 	c->early_published_mid = 0;
-	int rc = mosquitto_publish(c->mosq, &mid, m->topic, m->payloadlen, m->payload, m->qos, m->retain);
+	int rc = mosquitto_publish_v5(c->mosq, &mid, m->topic, m->payloadlen, m->payload, m->qos, m->retain, props);
+	mosquitto_property_free_all(&props);
 	c->publishing = false;
 	if (rc != MOSQ_ERR_SUCCESS) {
 		d->stopped = true;

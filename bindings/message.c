@@ -2,9 +2,12 @@
  * message.c - MQTTMessage, the object on_message receives. One userdata holds
  * the topic and payload bytes inline (a single allocation per message); the
  * Lua strings are made only when a handler reads msg.topic or msg.payload,
- * so a handler that only counts messages costs little.
+ * so a handler that only counts messages costs little. MQTT v5 properties,
+ * when a message has some, are made into a table (its user value) at once:
+ * libmosquitto frees them when the callback returns.
  */
 #include "bindings/mqlua.h"
+#include "bindings/properties.h"
 #include "runtime/loop.h"
 
 #include <string.h>
@@ -15,6 +18,7 @@ struct message {
 	int qos;
 	bool retain;
 	bool dup;
+	bool v5;                 /* received by an MQTT v5 client: msg.properties is a table */
 	double timestamp;        /* monotonic seconds at arrival, as paho's time.monotonic() */
 	size_t topiclen;
 	size_t payloadlen;
@@ -22,14 +26,16 @@ struct message {
 };
 
 void message_push(lua_State *L, int mid, const char *topic, const void *payload,
-                  size_t payloadlen, int qos, bool retain, bool dup)
+                  size_t payloadlen, int qos, bool retain, bool dup,
+                  const mosquitto_property *props, bool v5)
 {
 	size_t topiclen = strlen(topic);
-	struct message *m = lua_newuserdatauv(L, sizeof *m + topiclen + 1 + payloadlen, 0);
+	struct message *m = lua_newuserdatauv(L, sizeof *m + topiclen + 1 + payloadlen, props ? 1 : 0);
 	m->mid = mid;
 	m->qos = qos;
 	m->retain = retain;
 	m->dup = dup;
+	m->v5 = v5;
 	m->timestamp = loop_now();
 	m->topiclen = topiclen;
 	m->payloadlen = payloadlen;
@@ -37,6 +43,10 @@ void message_push(lua_State *L, int mid, const char *topic, const void *payload,
 	if (payloadlen)
 		memcpy(m->data + topiclen + 1, payload, payloadlen);
 	luaL_setmetatable(L, MQLUA_MESSAGE_T);
+	if (props) {
+		properties_push(L, props);
+		lua_setiuservalue(L, -2, 1);
+	}
 }
 
 static struct message *check_message(lua_State *L)
@@ -78,7 +88,11 @@ static int message_index(lua_State *L)
 			lua_pushlstring(L, m->data + m->topiclen + 1, m->payloadlen);
 			return 1;
 		}
-		if (strcmp(k, "properties") == 0) { lua_pushnil(L); return 1; }
+		if (strcmp(k, "properties") == 0) {
+			if (lua_getiuservalue(L, 1, 1) == LUA_TNONE && m->v5)
+				lua_newtable(L);
+			return 1;
+		}
 		break;
 	case 'j':
 		if (strcmp(k, "json") == 0) {

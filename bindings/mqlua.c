@@ -5,6 +5,7 @@
  * the default broker.
  */
 #include "bindings/mqlua.h"
+#include "bindings/properties.h"
 #include "bindings/rc.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
@@ -333,6 +334,9 @@ int luaopen_mqlua(lua_State *L)
 		lua_setfield(L, mod, "json");
 	lua_settop(L, mod);
 	topic_open(L);
+	reasoncode_open(L);
+	client_sub_open(L);
+	properties_open(L);
 	for (int i = 0; constants[i].name; i++) {
 		lua_pushinteger(L, constants[i].value);
 		lua_setfield(L, -2, constants[i].name);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <lua.h>
 #include <lauxlib.h>
+#include <mosquitto.h>
 
 #define MQLUA_VERSION "0.1.0"
 
@@ -96,13 +97,17 @@ void state_open(lua_State *L);           /* sets field `state` of the table on t
 /* Per type entry points (one file each). */
 void client_open(lua_State *L);          /* metatables; pushes nothing */
 int client_new(lua_State *L);            /* mqtt.Client(...) */
+void client_sub_open(lua_State *L);      /* sets SubscribeOptions and RETAIN_* in the table on top */
 /* Disconnects every client and runs the loop until their DISCONNECTs are
  * written (at most timeout seconds). Call it from the top of the loop, not
  * from inside a callback. Returns true when all are detached. */
 bool client_shutdown(double timeout);
 void message_open(lua_State *L);
+/* Pushes an MQTTMessage; props are the MQTT v5 properties it came with (msg.properties:
+ * a table for an MQTT v5 client, empty when none came; nil for MQTT 3.1/3.1.1). */
 void message_push(lua_State *L, int mid, const char *topic, const void *payload,
-                  size_t payloadlen, int qos, bool retain, bool dup);
+                  size_t payloadlen, int qos, bool retain, bool dup,
+                  const mosquitto_property *props, bool v5);
 void broker_open(lua_State *L);          /* pushes the mqlua.broker table */
 void topic_open(lua_State *L);           /* sets topic functions in the table on top */
 void timer_open(lua_State *L);           /* sets after/every in the table on top */

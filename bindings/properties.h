@@ -9,7 +9,9 @@
 #ifndef MQLUA_PROPERTIES_H
 #define MQLUA_PROPERTIES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <lua.h>
 #include <mosquitto.h>
 
@@ -27,5 +29,17 @@ void properties_push(lua_State *L, const mosquitto_property *props);
 int properties_encode(const mosquitto_property *props, unsigned char **out, size_t *len);
 /* The inverse of properties_encode; NULL for len 0 or bytes that do not decode. */
 mosquitto_property *properties_decode(const unsigned char *buf, size_t len);
+/* properties_decode for a message that waited `waited` seconds since it was encoded:
+ * its MessageExpiryInterval is reduced by that much; *expired is set when it ran out. */
+mosquitto_property *properties_decode_aged(const unsigned char *buf, size_t len, uint32_t waited, bool *expired);
+
+/* The name paho gives command's packet type ("PUBLISH", "WILLMESSAGE"...). */
+const char *properties_packet_name(int command);
+
+/* paho's clean_start default for connect(): clean only on the first connection. */
+#define MQLUA_CLEAN_START_FIRST_ONLY 3
+
+/* Sets PacketTypes, Properties and MQTT_CLEAN_START_FIRST_ONLY in the module table on top. */
+void properties_open(lua_State *L);
 
 #endif

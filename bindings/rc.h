@@ -1,9 +1,12 @@
 /*
  * rc.h - result codes as scripts see them: paho's MQTT_ERR_* numbers, their
- * words, and the translation from libmosquitto's MOSQ_ERR_* values.
+ * words, the translation from libmosquitto's MOSQ_ERR_* values, and MQTT v5
+ * reason codes as paho's ReasonCode values.
  */
 #ifndef MQLUA_RC_H
 #define MQLUA_RC_H
+
+#include <lua.h>
 
 enum {
 	RC_SUCCESS = 0, RC_NOMEM = 1, RC_PROTOCOL = 2, RC_INVAL = 3, RC_NO_CONN = 4,
@@ -16,5 +19,19 @@ enum {
 int rc_from_mosq(int mosq_rc);
 const char *rc_error_string(int rc);
 const char *rc_connack_string(int connack);
+
+/* reasoncode.c: paho's ReasonCode and CallbackAPIVersion */
+/* Pushes a ReasonCode of value for packet_type (paho's PacketTypes numbers). */
+void reasoncode_push(lua_State *L, int packet_type, int value);
+/* paho's name of value in packet_type (from another packet type if it has none). */
+const char *reasoncode_name(int packet_type, int value);
+/* The v5 reason paho reports for a v3 CONNACK return code (1 -> 132 ...). */
+int reasoncode_from_connack(int connack);
+/* The DISCONNECT reason paho reports for a local disconnection with result rc. */
+int reasoncode_from_rc(int rc);
+/* 1 or 2 for mqtt.CallbackAPIVersion.VERSION1/VERSION2 at idx, else 0. */
+int callback_api_version(lua_State *L, int idx);
+/* Sets ReasonCode, ReasonCodes and CallbackAPIVersion in the table on top. */
+void reasoncode_open(lua_State *L);
 
 #endif

@@ -7,20 +7,22 @@
 #include <string.h>
 
 static const char sql_append[] =
-	"INSERT INTO outbox(client, topic, payload, qos, retain, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+	"INSERT INTO outbox(client, topic, payload, qos, retain, created, properties) "
+	"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char sql_ack[] = "DELETE FROM outbox WHERE id = ?1";
 static const char sql_dead[] =
-	"INSERT INTO dead_letters(id, client, topic, payload, qos, retain, created, failed, reason, reason_text) "
-	"SELECT id, client, topic, payload, qos, retain, created, ?2, ?3, ?4 FROM outbox WHERE id = ?1";
+	"INSERT INTO dead_letters(id, client, topic, payload, qos, retain, created, failed, reason, reason_text, "
+	"properties) SELECT id, client, topic, payload, qos, retain, created, ?2, ?3, ?4, properties FROM outbox "
+	"WHERE id = ?1";
 static const char sql_fetch[] =
-	"SELECT id, topic, payload, qos, retain, created FROM outbox WHERE client = ?1 AND id > ?2 "
+	"SELECT id, topic, payload, qos, retain, created, properties FROM outbox WHERE client = ?1 AND id > ?2 "
 	"ORDER BY id LIMIT ?3";
 static const char sql_count[] = "SELECT count(*) FROM outbox WHERE client = ?1";
 static const char sql_oldest[] = "SELECT min(created) FROM outbox WHERE client = ?1";
 static const char sql_drop_oldest[] =
 	"DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE client = ?1 ORDER BY id LIMIT 1)";
 static const char sql_dead_list[] =
-	"SELECT id, topic, payload, qos, retain, created, reason, reason_text, failed FROM dead_letters "
+	"SELECT id, topic, payload, qos, retain, created, properties, reason, reason_text, failed FROM dead_letters "
 	"WHERE client = ?1 ORDER BY id DESC LIMIT ?2";
 
 /* Runs a statement that returns no rows; 0 or -1. */
@@ -32,7 +34,8 @@ static int step_done(sqlite3_stmt *st)
 }
 
 int64_t outbox_append(struct store *s, const char *client, const char *topic,
-                      const void *payload, size_t len, int qos, bool retain)
+                      const void *payload, size_t len, int qos, bool retain,
+                      const void *props, size_t propslen)
 {
 	if (store_begin(s) != 0 || store_outbox_reseed(s) != 0)
 		return -1;
@@ -45,6 +48,10 @@ int64_t outbox_append(struct store *s, const char *client, const char *topic,
 	sqlite3_bind_int(st, 4, qos);
 	sqlite3_bind_int(st, 5, retain);
 	sqlite3_bind_double(st, 6, store_now());
+	if (propslen)
+		sqlite3_bind_blob(st, 7, props, (int)propslen, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
 	if (step_done(st) != 0)
 		return store_fail(s, "cannot queue the message");
 	int64_t id = sqlite3_last_insert_rowid(store_db(s));
@@ -88,6 +95,8 @@ static void row_to_msg(sqlite3_stmt *st, struct outbox_msg *m)
 	m->qos = sqlite3_column_int(st, 3);
 	m->retain = sqlite3_column_int(st, 4) != 0;
 	m->created = sqlite3_column_double(st, 5);
+	m->props = sqlite3_column_blob(st, 6);
+	m->propslen = sqlite3_column_bytes(st, 6);
 }
 
 int outbox_fetch(struct store *s, const char *client, int64_t after, int max, outbox_fn fn, void *ud)
@@ -170,8 +179,8 @@ int outbox_dead_letters(struct store *s, const char *client, int max, dead_fn fn
 		struct outbox_msg m;
 		row_to_msg(st, &m);
 		n++;
-		if (!fn(&m, sqlite3_column_int(st, 6), (const char *)sqlite3_column_text(st, 7),
-		        sqlite3_column_double(st, 8), ud))
+		if (!fn(&m, sqlite3_column_int(st, 7), (const char *)sqlite3_column_text(st, 8),
+		        sqlite3_column_double(st, 9), ud))
 			break;
 	}
 	sqlite3_reset(st);

@@ -16,12 +16,16 @@ struct outbox_msg {
 	int qos;
 	bool retain;
 	double created;
+	const void *props;      /* MQTT v5 properties, opaque bytes (NULL, 0: none) */
+	int propslen;
 };
 
-/* Appends a message inside the open transaction (opening one). Returns its
- * id, or -1 (store_error() says why: a full disk, say). */
+/* Appends a message, with its properties' bytes (NULL/0: none), inside the
+ * open transaction (opening one). Returns its id, or -1 (store_error() says
+ * why: a full disk, say). */
 int64_t outbox_append(struct store *s, const char *client, const char *topic,
-                      const void *payload, size_t len, int qos, bool retain);
+                      const void *payload, size_t len, int qos, bool retain,
+                      const void *props, size_t propslen);
 /* The broker acknowledged id: the row goes. 0 or -1. */
 int outbox_ack(struct store *s, int64_t id);
 /* The broker refused id (v5 reason >= 0x80): the row moves to dead letters. */

@@ -27,7 +27,7 @@ enum store_durability {
 	STORE_FULL         /* WAL + synchronous=FULL: also survives power loss */
 };
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 

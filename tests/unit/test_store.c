@@ -411,7 +411,7 @@ static const char *queued_after(struct store *s, const char *client, int64_t aft
 
 static int64_t add(struct store *s, const char *client, const char *topic, const char *payload, int qos)
 {
-	return outbox_append(s, client, topic, payload, strlen(payload), qos, false);
+	return outbox_append(s, client, topic, payload, strlen(payload), qos, false, NULL, 0);
 }
 
 static void test_outbox_ids_increase_and_fetch_in_order(struct store *s)
@@ -518,6 +518,106 @@ static void test_claims_are_per_client_and_exclusive(struct store *s)
 	store_close(other);
 }
 
+/* The properties' bytes of each fetched message, as "<id-order>:<hex>;" ("-" for none). */
+static bool record_props(const struct outbox_msg *m, void *ud)
+{
+	char *text = ud;
+	size_t n = strlen(text);
+	if (!m->props)
+		n += (size_t)snprintf(text + n, 2048 - n, "-");
+	for (int i = 0; i < m->propslen && n < 2040; i++)
+		n += (size_t)snprintf(text + n, 2048 - n, "%02x", ((const unsigned char *)m->props)[i]);
+	snprintf(text + n, 2048 - n, ";");
+	return true;
+}
+
+static bool record_dead_props(const struct outbox_msg *m, int reason, const char *why, double failed, void *ud)
+{
+	(void)reason, (void)why, (void)failed;
+	return record_props(m, ud);
+}
+
+static void test_outbox_properties_kept_with_the_row_and_its_dead_letter(struct store *s)
+{
+	static const unsigned char props[] = { 0x02, 0x00, 0x00, 0x00, 0x3c, 0x09, 0x00, 0x02, 0x00, 0xff };
+	int64_t a = outbox_append(s, "c1", "t", "x", 1, 1, false, props, sizeof props);
+	CHECK(a > 0);
+	add(s, "c1", "t", "no properties", 1);
+	CHECK_INT(store_commit(s), 0);
+	char text[2048] = "";
+	CHECK_INT(outbox_fetch(s, "c1", 0, 10, record_props, text), 2);
+	CHECK_STR(text, "020000003c09000200ff;-;");
+	CHECK_INT(outbox_dead(s, a, 153, "Payload format invalid"), 0);
+	text[0] = 0;
+	CHECK_INT(outbox_dead_letters(s, "c1", 10, record_dead_props, text), 1);
+	CHECK_STR(text, "020000003c09000200ff;");
+}
+
+/* A store written by mqlua before properties existed (schema version 1). */
+static const char v1_store[] =
+	"CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, client TEXT NOT NULL, "
+	"  topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
+	"  created REAL NOT NULL);"
+	"CREATE INDEX outbox_by_client ON outbox(client, id);"
+	"CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, client TEXT NOT NULL, topic TEXT NOT NULL, "
+	"  payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, "
+	"  failed REAL NOT NULL, reason INTEGER NOT NULL, reason_text TEXT);"
+	"CREATE TABLE retained(client TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, "
+	"  qos INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY(client, topic)) WITHOUT ROWID;"
+	"CREATE TABLE state(scope TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, "
+	"  value BLOB NOT NULL, PRIMARY KEY(scope, key)) WITHOUT ROWID;"
+	"INSERT INTO outbox(client, topic, payload, qos, retain, created) VALUES('c1', 'old/t', 'queued by v1', 1, 0, 1);"
+	"PRAGMA user_version = 1;";
+
+/* Replaces the case's store by a file made with sql (then `extra`), opens it as current,
+ * and checks that it was brought to the current version with its row kept. */
+static void open_old_store(struct store *s, const char *extra)
+{
+	current = NULL;
+	store_close(s);
+	char cmd[3 * sizeof path + 32];
+	snprintf(cmd, sizeof cmd, "rm -f -- '%s' '%s-wal' '%s-shm'", path, path, path);
+	CHECK_INT(system(cmd), 0);
+	sqlite3 *db;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	int rc = sqlite3_exec(db, v1_store, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, extra, NULL, NULL, NULL);
+	sqlite3_close(db);
+	CHECK_INT(rc, SQLITE_OK);
+	current = open_store();
+	CHECK(current);
+	CHECK_STR(queued_after(current, "c1", 0, 10), "old/t=queued by v1@1;");
+	char text[2048] = "";
+	CHECK_INT(outbox_fetch(current, "c1", 0, 10, record_props, text), 1);
+	CHECK_STR(text, "-;");
+	static const unsigned char props[] = { 0x03, 0x00, 0x01, 'j' };
+	CHECK(outbox_append(current, "c1", "new/t", "v2", 2, 1, false, props, sizeof props) > 0);
+	CHECK_INT(store_commit(current), 0);
+	text[0] = 0;
+	CHECK_INT(outbox_fetch(current, "c1", 0, 10, record_props, text), 2);
+	CHECK_STR(text, "-;0300016a;");
+	sqlite3_stmt *st;
+	CHECK_INT(sqlite3_prepare_v2(store_db(current), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	int version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	CHECK_INT(version, STORE_SCHEMA_VERSION);
+	CHECK_INT(version, 2);
+}
+
+static void test_a_version_1_store_opens_and_migrates(struct store *s)
+{
+	open_old_store(s, "");
+}
+
+/* README's .dump recipe marks a saved store as version 1 whatever its tables. */
+static void test_a_store_marked_version_1_with_version_2_tables_opens(struct store *s)
+{
+	open_old_store(s, "ALTER TABLE outbox ADD COLUMN properties BLOB;"
+	               "ALTER TABLE dead_letters ADD COLUMN properties BLOB;");
+}
+
 #define CASE(fn, file_only) { #fn, fn, file_only }
 static const struct {
 	const char *name;
@@ -543,6 +643,9 @@ static const struct {
 	CASE(test_state_survives_close_and_reopen, true),
 	CASE(test_outbox_ids_increase_and_fetch_in_order, false),
 	CASE(test_outbox_ack_deletes_and_ids_are_not_reused, false),
+	CASE(test_outbox_properties_kept_with_the_row_and_its_dead_letter, false),
+	CASE(test_a_version_1_store_opens_and_migrates, true),
+	CASE(test_a_store_marked_version_1_with_version_2_tables_opens, true),
 	CASE(test_outbox_dead_letter_keeps_the_message_and_reason, false),
 	CASE(test_outbox_drop_oldest_and_oldest_time, false),
 	CASE(test_outbox_rollback_on_failed_transaction_keeps_committed_rows, false),
