@@ -75,6 +75,7 @@ static void client_close(struct client *c)
 	client_set_string(&c->bind_address, NULL);
 	client_set_string(&c->username, NULL);
 	client_wipe_string(&c->tls_keyfile_password);
+	client_remember_will(c, NULL, NULL, 0);
 }
 
 static void client_disconnect_all(void)
@@ -229,6 +230,7 @@ static int l_reinitialise(lua_State *L)
 	lua_setiuservalue(L, 1, CLIENT_UV_USERDATA);
 	client_set_string(&c->username, NULL);
 	client_wipe_string(&c->tls_keyfile_password);
+	client_remember_will(c, NULL, NULL, 0);
 	c->tls = false;
 	client_outbox_close(c);
 	configure_identity(L, c, 2, 3, c->protocol);
@@ -291,6 +293,8 @@ static int l_index(lua_State *L)
 		if (strcmp(k, "transport") == 0) { lua_pushstring(L, c->transport); return 1; }
 		if (strcmp(k, "username") == 0) { lua_pushstring(L, c->username); return 1; }
 		if (strcmp(k, "clean_session") == 0) { lua_pushboolean(L, c->clean_session); return 1; }
+		if (client_attr_get(L, c, k))
+			return 1;
 	}
 	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
 	lua_pushvalue(L, 2);
@@ -300,8 +304,10 @@ static int l_index(lua_State *L)
 
 static int l_newindex(lua_State *L)
 {
-	luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	struct client *self = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
 	const char *k = lua_tostring(L, 2);
+	if (k && self->mosq && client_attr_set(L, self, k))
+		return 0;
 	if (k && strncmp(k, "on_", 3) == 0) {
 		bool known = false;
 		for (int i = 0; callback_names[i] && !known; i++)
@@ -742,6 +748,9 @@ void client_open(lua_State *L)
 	if (luaL_newmetatable(L, MQLUA_CLIENT_T)) {
 		luaL_setfuncs(L, meta, 0);
 		luaL_newlib(L, methods);
+		luaL_setfuncs(L, client_srv_methods, 0);
+		luaL_setfuncs(L, client_hostloop_methods, 0);
+		luaL_setfuncs(L, client_attrs_methods, 0);
 		lua_pushcclosure(L, l_index, 1);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "Client");

@@ -20,6 +20,7 @@ int client_will_set(lua_State *L)
 	int rc = mosquitto_will_set(c->mosq, a.topic, (int)a.payloadlen, a.payload, a.qos, a.retain);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "will_set: %s", mosquitto_strerror(rc));
+	client_remember_will(c, a.topic, a.payload, a.payloadlen);
 	return 0;
 }
 
@@ -27,6 +28,7 @@ int client_will_clear(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
 	mosquitto_will_clear(c->mosq);
+	client_remember_will(c, NULL, NULL, 0);
 	return 0;
 }
 
