@@ -433,7 +433,7 @@ static int l_reconnect(lua_State *L)
 	c->connack_seen = false;
 	MQLUA_ENTER(L);
 	errno = 0;
-	int rc = mosquitto_reconnect(c->mosq);
+	int rc = client_reconnect_mosq(c, true);
 	if (rc == MOSQ_ERR_SUCCESS) {
 		if (mqlua_autoattach)
 			client_attach(c);   /* disconnect() detached it: attach again, as connect() does */

@@ -54,6 +54,7 @@ struct client {
 	int early_published_mid;
 	bool has_on_log;            /* the script set on_log */
 	bool has_logger;            /* enable_logger() or client.logger is set */
+	bool retarget;              /* host/port/keepalive set as attributes: connect anew */
 	bool manual_ack;            /* manual_ack_set(true): recorded, see client_attrs.c */
 	double message_retry;       /* message_retry_set(): accepted, no effect */
 	double connect_timeout;     /* seconds from socket to CONNACK (paho's default 5) */
@@ -140,6 +141,9 @@ void client_remember_will(struct client *c, const char *topic, const void *paylo
  * the socket is shut down and the attempt fails with connect_timed_out set. */
 void client_connect_timer_init(struct client *c);
 void client_arm_connect_timer(struct client *c, bool on);
+/* mosquitto_reconnect(_async), or mosquitto_connect_bind(_async) when the host,
+ * port or keepalive attribute was changed since the last connection. */
+int client_reconnect_mosq(struct client *c, bool blocking);
 /* Hands a libmosquitto log line to the logger of enable_logger(), if any. */
 void client_logger_emit(struct client *c, int level, const char *text);
 

@@ -35,6 +35,16 @@ void client_remember_will(struct client *c, const char *topic, const void *paylo
 	}
 }
 
+int client_reconnect_mosq(struct client *c, bool blocking)
+{
+	if (!c->retarget)
+		return blocking ? mosquitto_reconnect(c->mosq) : mosquitto_reconnect_async(c->mosq);
+	c->retarget = false;
+	/* libmosquitto keeps the address of its last connect: give it the new one */
+	return blocking ? mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
+	                : mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+}
+
 /* ---- connect_timeout ---- */
 
 static void connect_timer_cb(struct loop_timer *t)
@@ -70,14 +80,16 @@ void client_arm_connect_timer(struct client *c, bool on)
 
 /* ---- the logger ---- */
 
-/* The logger of enable_logger() without an argument: mqlua's own log. */
+/* The logger of enable_logger() without an argument: mqlua's own log, at
+ * the matching level (debug lines are left to -v, which shows them). */
 static int stderr_logger(lua_State *L)
 {
 	lua_Integer level = luaL_checkinteger(L, 1);
 	const char *text = luaL_checkstring(L, 2);
-	int ours = level == MOSQ_LOG_ERR ? LOG_LEVEL_ERROR : level == MOSQ_LOG_WARNING ? LOG_LEVEL_WARN
-	         : level == MOSQ_LOG_DEBUG ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
-	log_msg(ours, "%s", text);
+	if (level == MOSQ_LOG_DEBUG)
+		return 0;   /* -v shows libmosquitto's debug lines already */
+	log_msg(level == MOSQ_LOG_ERR ? LOG_LEVEL_ERROR : level == MOSQ_LOG_WARNING ? LOG_LEVEL_WARN
+	        : LOG_LEVEL_INFO, "%s", text);
 	return 0;
 }
 
@@ -238,17 +250,20 @@ int client_attr_set(lua_State *L, struct client *c, const char *k)
 		const char *host = luaL_checkstring(L, 3);
 		luaL_argcheck(L, *host, 3, "host must not be empty");
 		client_set_string(&c->host, host);
+		c->retarget = true;
 	} else if (strcmp(k, "port") == 0) {
 		check_closed(L, c, k);
 		lua_Integer port = luaL_checkinteger(L, 3);
 		luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
 		c->port = (int)port;
+		c->retarget = true;
 	} else if (strcmp(k, "keepalive") == 0) {
 		check_closed(L, c, k);
 		lua_Integer keepalive = luaL_checkinteger(L, 3);
 		luaL_argcheck(L, keepalive == 0 || (keepalive >= 5 && keepalive <= 65535), 3,
 		              "keepalive must be 0 (off) or between 5 and 65535");
 		c->keepalive = (int)keepalive;
+		c->retarget = true;
 	} else if (strcmp(k, "connect_timeout") == 0) {
 		check_closed(L, c, k);
 		lua_Number s = luaL_checknumber(L, 3);

@@ -108,7 +108,7 @@ static void reconnect_cb(struct loop_timer *t)
 		return;
 	c->connack_seen = false;
 	errno = 0;
-	int rc = mosquitto_reconnect_async(c->mosq);
+	int rc = client_reconnect_mosq(c, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		client_sync_io(c);
 	else
