@@ -185,7 +185,18 @@ static int l_message_retry_set(lua_State *L)
 	return 0;
 }
 
+/* client:enable_bridge_mode() raises: libmosquitto's client cannot send the
+ * bridge bit of CONNECT; a bridge is mosquitto's own job. */
+static int l_enable_bridge_mode(lua_State *L)
+{
+	client_check(L, 1);
+	return luaL_error(L, "enable_bridge_mode is not supported: libmosquitto cannot mark a client "
+	                  "as a bridge; run a mosquitto bridge instead (mqlua.broker.start{config = "
+	                  "\"connection ...\"})");
+}
+
 const luaL_Reg client_attrs_methods[] = {
+	{ "enable_bridge_mode", l_enable_bridge_mode },
 	{ "enable_logger", l_enable_logger },
 	{ "disable_logger", l_disable_logger },
 	{ "manual_ack_set", l_manual_ack_set },

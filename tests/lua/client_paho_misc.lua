@@ -155,4 +155,14 @@ test("message_retry_set(s) is accepted (no effect); a negative value names the a
 	t:raises(function() c:message_retry_set("soon") end, "number expected, got string")
 end)
 
+test("paho features libmosquitto cannot give raise a clear error instead of doing nothing", function(t)
+	local c = mqtt.Client("misc-unsupported")
+	t:raises(function() c:enable_bridge_mode() end,
+		"enable_bridge_mode is not supported: libmosquitto cannot mark a client as a bridge")
+	for _, name in ipairs{ "on_pre_connect", "on_socket_open", "on_socket_close", "on_socket_register_write",
+		"on_socket_unregister_write" } do
+		t:raises(function() c[name] = function() end end, "unknown callback '" .. name .. "'")
+	end
+end)
+
 T.done()
