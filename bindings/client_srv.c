@@ -154,8 +154,8 @@ static int srv_lookup(const char *name, const struct sockaddr_in *server, const 
 	return n;
 }
 
-/* The part of this host's fully qualified name after its first dot, as
- * paho's socket.getfqdn() use; NULL if it has none. */
+/* The part of this host's fully qualified name after its first dot (paho
+ * takes it from socket.getfqdn()); NULL if it has none. */
 static const char *local_domain(char *buf, size_t len)
 {
 	char host[256];
