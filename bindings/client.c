@@ -18,7 +18,7 @@ struct client *client_all;
 
 static const char *const callback_names[] = {
 	"on_connect", "on_disconnect", "on_message", "on_publish", "on_subscribe",
-	"on_unsubscribe", "on_log", "on_connect_fail", NULL
+	"on_unsubscribe", "on_log", "on_connect_fail", "on_pre_connect", NULL
 };
 
 /* ---- lifetime ---- */
@@ -314,7 +314,7 @@ static int l_newindex(lua_State *L)
 			known = strcmp(k, callback_names[i]) == 0;
 		if (!known)
 			return luaL_error(L, "unknown callback '%s' (callbacks: on_connect, on_disconnect, on_message, "
-			                  "on_publish, on_subscribe, on_unsubscribe, on_log, on_connect_fail)", k);
+			                  "on_publish, on_subscribe, on_unsubscribe, on_log, on_connect_fail, on_pre_connect)", k);
 		if (!lua_isnil(L, 3) && !lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
 			return luaL_error(L, "%s must be a function or nil, got %s", k, luaL_typename(L, 3));
 	}
@@ -390,6 +390,7 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	c->connack_seen = false;
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
+	client_pre_connect(c);
 	errno = 0;
 	int rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
 	               : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);

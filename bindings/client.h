@@ -141,8 +141,12 @@ void client_remember_will(struct client *c, const char *topic, const void *paylo
  * the socket is shut down and the attempt fails with connect_timed_out set. */
 void client_connect_timer_init(struct client *c);
 void client_arm_connect_timer(struct client *c, bool on);
-/* mosquitto_reconnect(_async), or mosquitto_connect_bind(_async) when the host,
- * port or keepalive attribute was changed since the last connection. */
+/* Calls the script's on_pre_connect(client, userdata), if set, before an attempt
+ * to connect. Returns false when it called disconnect() (no attempt then). */
+bool client_pre_connect(struct client *c);
+/* on_pre_connect, then mosquitto_reconnect(_async), or mosquitto_connect_bind(_async)
+ * when the host, port or keepalive attribute was changed since the last connection;
+ * MOSQ_ERR_NO_CONN when on_pre_connect called disconnect(). */
 int client_reconnect_mosq(struct client *c, bool blocking);
 /* Hands a libmosquitto log line to the logger of enable_logger(), if any. */
 void client_logger_emit(struct client *c, int level, const char *text);

@@ -35,8 +35,27 @@ void client_remember_will(struct client *c, const char *topic, const void *paylo
 	}
 }
 
+bool client_pre_connect(struct client *c)
+{
+	lua_State *L = client_callback_L(c);
+	int top = lua_gettop(L);
+	client_push(L, c);
+	if (!lua_isnil(L, -1)) {
+		lua_getiuservalue(L, top + 1, CLIENT_UV_FIELDS);
+		if (lua_getfield(L, -1, "on_pre_connect") != LUA_TNIL) {
+			lua_pushvalue(L, top + 1);
+			lua_getiuservalue(L, top + 1, CLIENT_UV_USERDATA);
+			mqlua_pcall(L, 2, 0, "on_pre_connect");
+		}
+	}
+	lua_settop(L, top);
+	return c->mosq && c->connect_requested;
+}
+
 int client_reconnect_mosq(struct client *c, bool blocking)
 {
+	if (!client_pre_connect(c))
+		return MOSQ_ERR_NO_CONN;
 	if (!c->retarget)
 		return blocking ? mosquitto_reconnect(c->mosq) : mosquitto_reconnect_async(c->mosq);
 	c->retarget = false;

@@ -111,7 +111,7 @@ static void reconnect_cb(struct loop_timer *t)
 	int rc = client_reconnect_mosq(c, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		client_sync_io(c);
-	else
+	else if (c->mosq && c->connect_requested)   /* else on_pre_connect called disconnect() */
 		client_connect_failed(c, rc);
 }
 

@@ -155,11 +155,38 @@ test("message_retry_set(s) is accepted (no effect); a negative value names the a
 	t:raises(function() c:message_retry_set("soon") end, "number expected, got string")
 end)
 
+test("on_pre_connect runs before every attempt: connect(), reconnect() and the automatic retries", function(t)
+	local c = mqtt.Client("misc-pre-connect")
+	local closed = mqtt.broker.free_port()
+	local events = {}
+	c.on_pre_connect = function(client, userdata)
+		t:ok(rawequal(client, c), "on_pre_connect got the client")
+		events[#events + 1] = "pre " .. client.port .. " " .. tostring(userdata)
+		-- after two failed attempts, point the client at the real broker
+		if #events == 5 then client.port = broker.port end
+	end
+	c:user_data_set("ud")
+	c.on_connect_fail = function() events[#events + 1] = "fail" end
+	c.on_connect = function(client) events[#events + 1] = "connect " .. client.port end
+	c:reconnect_delay_set(0.05, 0.1)
+	c:connect_async("127.0.0.1", closed)
+	t:ok(T.wait_until(function() return c:is_connected() end), "connected after the retries")
+	t:eq(events, { "pre " .. closed .. " ud", "fail", "pre " .. closed .. " ud", "fail",
+		"pre " .. closed .. " ud", "connect " .. broker.port }, "order of the callbacks")
+	c:disconnect()
+	t:ok(T.wait_until(function() return not c:is_connected() end), "disconnected")
+	events = {}
+	t:eq(c:reconnect(), 0, "reconnect rc")
+	t:ok(T.wait_until(function() return c:is_connected() end), "connected again")
+	t:eq(events, { "pre " .. broker.port .. " ud", "connect " .. broker.port }, "reconnect()")
+	c:disconnect()
+end)
+
 test("paho features libmosquitto cannot give raise a clear error instead of doing nothing", function(t)
 	local c = mqtt.Client("misc-unsupported")
 	t:raises(function() c:enable_bridge_mode() end,
 		"enable_bridge_mode is not supported: libmosquitto cannot mark a client as a bridge")
-	for _, name in ipairs{ "on_pre_connect", "on_socket_open", "on_socket_close", "on_socket_register_write",
+	for _, name in ipairs{ "on_socket_open", "on_socket_close", "on_socket_register_write",
 		"on_socket_unregister_write" } do
 		t:raises(function() c[name] = function() end end, "unknown callback '" .. name .. "'")
 	end
