@@ -45,12 +45,15 @@ static int l_want_write(lua_State *L)
 	return 1;
 }
 
-/* Runs fn on c with callbacks on L's thread; returns paho's rc. */
+/* Runs fn on c with callbacks on L's thread, with the outbox flushed before
+ * (so loop_write sends it) and after (on_connect may open the window);
+ * returns paho's rc. */
 static int drive(lua_State *L, struct client *c, int (*fn)(struct mosquitto *, int), int max_packets)
 {
 	if (mosquitto_socket(c->mosq) < 0)
 		return RC_NO_CONN;
 	MQLUA_ENTER(L);
+	flush_outbox(c);
 	int rc = fn(c->mosq, max_packets);
 	flush_outbox(c);
 	client_sync_io(c);
@@ -79,9 +82,6 @@ static int l_loop_read(lua_State *L)
 static int l_loop_write(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
-	MQLUA_ENTER(L);
-	flush_outbox(c);
-	MQLUA_LEAVE();
 	lua_pushinteger(L, drive(L, c, mosquitto_loop_write, 1));
 	return 1;
 }
