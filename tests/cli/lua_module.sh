@@ -116,6 +116,24 @@ $want
 got (exit $rc):
 $out"
 
+	# as paho: on_connect_fail when loop_forever's connection attempts fail
+	closed=$(lua5.4 -e "$cpath; print(require('mqlua').broker.free_port())")
+	out=$(timeout 20 lua5.4 -e "$cpath; local m = require 'mqlua'
+local c = m.Client('so-connect-fail')
+local fails = 0
+c:reconnect_delay_set(0.05, 0.1)
+c.on_connect_fail = function(cl) fails = fails + 1; if fails == 2 then cl:disconnect() end end
+print('connect_async', c:connect_async('127.0.0.1', $closed))
+print('loop_forever', c:loop_forever(), 'fails', fails)" 2>/dev/null)
+	rc=$?
+	want="connect_async	14	Connection refused
+loop_forever	0	fails	2"
+	[ $rc -eq 0 ] && [ "$out" = "$want" ] && ok "under lua5.4: on_connect_fail for each failed attempt of loop_forever, as paho" ||
+		not_ok "under lua5.4: on_connect_fail for each failed attempt of loop_forever, as paho" "want:
+$want
+got (exit $rc):
+$out"
+
 	# without loop*() nothing happens: the script ends, the CONNECT was sent, no callback ran
 	out=$(timeout 20 lua5.4 -e "$cpath; local m = require 'mqlua'
 local c = m.Client('so-noloop')
