@@ -20,7 +20,7 @@ struct client *client_all;
 
 static const char *const callback_names[] = {
 	"on_connect", "on_disconnect", "on_message", "on_publish", "on_subscribe",
-	"on_unsubscribe", "on_log", "on_connect_fail", NULL
+	"on_unsubscribe", "on_log", "on_connect_fail", "on_pre_connect", NULL
 };
 
 /* ---- lifetime ---- */
@@ -304,6 +304,8 @@ static int l_index(lua_State *L)
 		if (strcmp(k, "transport") == 0) { lua_pushstring(L, c->transport); return 1; }
 		if (strcmp(k, "username") == 0) { lua_pushstring(L, c->username); return 1; }
 		if (strcmp(k, "clean_session") == 0) { lua_pushboolean(L, c->clean_session); return 1; }
+		if (client_attr_get(L, c, k))
+			return 1;
 	}
 	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
 	lua_pushvalue(L, 2);
@@ -313,15 +315,17 @@ static int l_index(lua_State *L)
 
 static int l_newindex(lua_State *L)
 {
-	luaL_checkudata(L, 1, MQLUA_CLIENT_T);
+	struct client *self = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
 	const char *k = lua_tostring(L, 2);
+	if (k && self->mosq && client_attr_set(L, self, k))
+		return 0;
 	if (k && strncmp(k, "on_", 3) == 0) {
 		bool known = false;
 		for (int i = 0; callback_names[i] && !known; i++)
 			known = strcmp(k, callback_names[i]) == 0;
 		if (!known)
 			return luaL_error(L, "unknown callback '%s' (callbacks: on_connect, on_disconnect, on_message, "
-			                  "on_publish, on_subscribe, on_unsubscribe, on_log, on_connect_fail)", k);
+			                  "on_publish, on_subscribe, on_unsubscribe, on_log, on_connect_fail, on_pre_connect)", k);
 		if (!lua_isnil(L, 3) && !lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
 			return luaL_error(L, "%s must be a function or nil, got %s", k, luaL_typename(L, 3));
 	}
@@ -400,6 +404,7 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	c->connack_seen = false;
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
+	client_pre_connect(c);
 	errno = 0;
 	int rc = client_start_connect(c, !async, true);
 	if (rc == MOSQ_ERR_SUCCESS) {
@@ -681,6 +686,9 @@ void client_open(lua_State *L)
 	if (luaL_newmetatable(L, MQLUA_CLIENT_T)) {
 		luaL_setfuncs(L, meta, 0);
 		luaL_newlib(L, methods);
+		luaL_setfuncs(L, client_srv_methods, 0);
+		luaL_setfuncs(L, client_hostloop_methods, 0);
+		luaL_setfuncs(L, client_attrs_methods, 0);
 		lua_pushcclosure(L, l_index, 1);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "Client");

@@ -54,6 +54,13 @@ struct client {
 	bool publishing;            /* inside mosquitto_publish: on_publish may come early */
 	int early_published_mid;
 	bool has_on_log;            /* the script set on_log */
+	bool has_logger;            /* enable_logger() or client.logger is set */
+	bool retarget;              /* host/port/keepalive set as attributes: connect anew */
+	bool manual_ack;            /* manual_ack_set(true): recorded, see client_attrs.c */
+	double message_retry;       /* message_retry_set(): accepted, no effect */
+	double connect_timeout;     /* seconds from socket to CONNACK (paho's default 5) */
+	struct loop_timer connect_timer;
+	bool connect_timed_out;     /* the attempt was ended by connect_timer */
 	double reconnect_min, reconnect_max;
 	int reconnect_attempts;
 	char last_error[512];       /* words for the last connection failure */
@@ -134,13 +141,38 @@ int client_tls_insecure_set(lua_State *L);
 void client_use_default_broker(struct client *c, const struct mqlua_default_broker *d);
 /* Starts a connection attempt (blocking: connect(), else the loop's reconnects and
  * connect_async()) with the clean flag and properties connect() asked for, remaking
- * the libmosquitto handle when the clean flag must change. Returns a MOSQ_ERR_* code. */
+ * the libmosquitto handle when the clean flag must change, and giving libmosquitto
+ * the address again when the host/port/keepalive attributes changed. A reconnect
+ * (first false) calls on_pre_connect first: MOSQ_ERR_NO_CONN when it called
+ * disconnect(). Returns a MOSQ_ERR_* code. */
 int client_start_connect(struct client *c, bool blocking, bool first);
 /* Frees what client_auth.c keeps (will, credentials, TLS, connect properties). */
 void client_auth_free(struct client *c);
 
 /* Checks an optional qos argument (0, 1 or 2), raising an error naming it. */
 int client_check_qos(lua_State *L, int idx, int def);
+
+/* Methods living in their own files, added to the Client's method table. */
+extern const luaL_Reg client_srv_methods[];      /* client_srv.c: connect_srv */
+extern const luaL_Reg client_hostloop_methods[]; /* client_hostloop.c: socket, want_write, loop_read... */
+extern const luaL_Reg client_attrs_methods[];    /* client_attrs.c: enable_logger, manual_ack_set... */
+
+/* client_attrs.c: paho 2.x's attributes (client.connect_timeout, client.logger...).
+ * attr_get pushes the value of attribute k and returns 1, or returns 0 when k is
+ * not one; attr_set assigns the value at index 3 (raising on a bad value or a
+ * read-only attribute) and returns 1, or returns 0 when k is not one. */
+int client_attr_get(lua_State *L, struct client *c, const char *k);
+int client_attr_set(lua_State *L, struct client *c, const char *k);
+/* connect_timeout: sets up c's timer; arms it (when not yet armed) or stops it.
+ * Armed while an attempt waits for its CONNACK on the shared loop; on expiry
+ * the socket is shut down and the attempt fails with connect_timed_out set. */
+void client_connect_timer_init(struct client *c);
+void client_arm_connect_timer(struct client *c, bool on);
+/* Calls the script's on_pre_connect(client, userdata), if set, before an attempt
+ * to connect. Returns false when it called disconnect() (no attempt then). */
+bool client_pre_connect(struct client *c);
+/* Hands a libmosquitto log line to the logger of enable_logger(), if any. */
+void client_logger_emit(struct client *c, int level, const char *text);
 
 /* client_sub.c: the subscription methods */
 int client_subscribe(lua_State *L);

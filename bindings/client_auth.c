@@ -262,6 +262,8 @@ static int remake_handle(struct client *c, bool clean)
 
 int client_start_connect(struct client *c, bool blocking, bool first)
 {
+	if (!first && !client_pre_connect(c))
+		return MOSQ_ERR_NO_CONN;   /* on_pre_connect called disconnect() */
 	bool clean = c->clean_session;
 	if (c->protocol == MQTT_PROTOCOL_V5)
 		clean = c->clean_start == 1 ||
@@ -276,8 +278,11 @@ int client_start_connect(struct client *c, bool blocking, bool first)
 	if (c->connect_props)   /* only the blocking connect of libmosquitto 2.0 sends properties */
 		return mosquitto_connect_bind_v5(c->mosq, c->host, c->port, c->keepalive, c->bind_address,
 		                                 c->connect_props);
-	if (first || remade)
+	if (first || remade || c->retarget) {
+		/* libmosquitto keeps the address of its last connect: a new one needs connect_bind */
+		c->retarget = false;
 		return blocking ? mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
 		                : mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+	}
 	return blocking ? mosquitto_reconnect(c->mosq) : mosquitto_reconnect_async(c->mosq);
 }

@@ -43,6 +43,8 @@ void client_sync_io(struct client *c)
 		loop_io_stop(loop, &c->io);
 		c->io.fd = fd;
 	}
+	if (c->connect_requested && !c->connack_seen)
+		client_arm_connect_timer(c, true);
 	short events = POLLIN | (mosquitto_want_write(c->mosq) ? POLLOUT : 0);
 	if (!loop_io_active(&c->io) || c->io.events != events)
 		loop_io_start(loop, &c->io, events);
@@ -113,7 +115,7 @@ static void reconnect_cb(struct loop_timer *t)
 	int rc = client_start_connect(c, false, false);
 	if (rc == MOSQ_ERR_SUCCESS)
 		client_sync_io(c);
-	else
+	else if (c->mosq && c->connect_requested)   /* else on_pre_connect called disconnect() */
 		client_connect_failed(c, rc);
 }
 
@@ -135,6 +137,7 @@ void client_net_init(struct client *c)
 	c->misc_timer.ref = false;
 	loop_timer_init(&c->reconnect_timer, reconnect_cb, c);
 	loop_hook_init(&c->prepare, prepare_cb, c);
+	client_connect_timer_init(c);
 }
 
 /* Runs at the start of the next iteration, when no code of this client is on the stack. */
@@ -173,6 +176,7 @@ void client_stop_net(struct client *c)
 	loop_timer_stop(loop, &c->misc_timer);
 	loop_timer_stop(loop, &c->reconnect_timer);
 	loop_hook_stop(loop, &c->prepare);
+	client_arm_connect_timer(c, false);
 	c->attached = false;
 }
 
@@ -192,6 +196,11 @@ const char *client_describe_rc(struct client *c, int rc)
 	int err = errno;
 	char *b = c->last_error;
 	size_t n = sizeof c->last_error;
+	if (c->connect_timed_out) {
+		c->connect_timed_out = false;
+		snprintf(b, n, "no CONNACK within connect_timeout (%g s)", c->connect_timeout);
+		return b;
+	}
 	/* a TLS alert (e.g. the broker wants a client certificate) ends the
 	 * connection with EPROTO: keep the words libmosquitto logged for it */
 	if ((rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO) && err == EPROTO && c->tls) {
@@ -284,6 +293,7 @@ static bool api2(const struct client *c)
 
 void client_connect_failed(struct client *c, int rc)
 {
+	client_arm_connect_timer(c, false);
 	client_describe_rc(c, rc);
 	bool retry = c->attached && c->connect_requested;
 	log_warn("client \"%s\": cannot connect to %s:%d: %s", c->client_id, c->host ? c->host : "?",
@@ -340,6 +350,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	lua_State *L = client_callback_L(c);
 	(void)mosq;
 	c->connack_seen = true;
+	client_arm_connect_timer(c, false);
 	uint16_t receive_max = 0;
 	c->broker_receive_max = mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max, false)
 	                        ? receive_max : 0;
@@ -665,6 +676,7 @@ static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *
 		lua_pushstring(L, str);
 		mqlua_pcall(L, 4, 0, "on_log");
 	}
+	client_logger_emit(c, level, str);
 }
 
 void client_update_log(struct client *c)
@@ -672,7 +684,7 @@ void client_update_log(struct client *c)
 	/* libmosquitto formats every log line it has a callback for, two per
 	 * message: keep the callback only while it is read (TLS errors during
 	 * a connection attempt, -v, or the script's on_log). */
-	bool want = !c->connected || c->has_on_log || log_threshold >= LOG_LEVEL_DEBUG;
+	bool want = !c->connected || c->has_on_log || c->has_logger || log_threshold >= LOG_LEVEL_DEBUG;
 	mosquitto_log_callback_set(c->mosq, want ? on_log_cb : NULL);
 }
 

@@ -442,7 +442,7 @@ static const char *const message_fields[] = { "topic", "payload", "qos", "retain
 	"timestamp", "properties", NULL };
 static const char *const client_fields[] = { "client_id", "host", "port", "keepalive", "protocol",
 	"transport", "username", "clean_session", "on_connect", "on_disconnect", "on_message",
-	"on_publish", "on_subscribe", "on_unsubscribe", "on_log", "on_connect_fail", NULL };
+	"on_publish", "on_subscribe", "on_unsubscribe", "on_log", "on_connect_fail", "on_pre_connect", NULL };
 
 static void add_userdata_fields(lua_State *L, int idx, const char *prefix, size_t plen, const char *word)
 {

@@ -71,6 +71,69 @@ $want
 got (exit $rc):
 $out"
 
+	# A host with its own loop: only socket(), want_write(), loop_read(),
+	# loop_write() and loop_misc() drive the client (plain Lua has no poll(),
+	# so this host polls by calling loop_read, which returns at once).
+	cat >"$work/hostloop.lua" <<LUA
+$cpath
+local mqtt = require "mqlua"
+local c = mqtt.Client{client_id = "so-hostloop", store = false}
+local events = {}
+local function log(s) if events[#events] ~= s then events[#events + 1] = s end end
+c.on_connect = function(cl, _, _, rc) log("on_connect " .. rc); cl:subscribe("so/host", 1) end
+c.on_subscribe = function(cl) log("on_subscribe"); local i = cl:publish("so/host", "driven by the host", 1); log("publish rc " .. i.rc) end
+local acked, received = false, false
+c.on_publish = function(cl) log("on_publish"); acked = true; if received then cl:disconnect() end end
+c.on_message = function(cl, _, msg) log(msg.topic .. " " .. msg.payload .. " qos " .. msg.qos); received = true; if acked then cl:disconnect() end end
+c.on_disconnect = function(_, _, rc) log("on_disconnect " .. rc) end
+log("before connect: socket " .. tostring(c:socket()) .. ", loop_read " .. c:loop_read() .. ", loop_write " .. c:loop_write() .. ", loop_misc " .. c:loop_misc())
+log("connect " .. c:connect("127.0.0.1", $BROKER_PORT))
+log("socket is a number: " .. tostring(math.type(c:socket()) == "integer" and c:socket() > 2))
+local deadline, last_misc = os.time() + 10, os.time()
+while c:socket() and os.time() < deadline do
+	if c:loop_read(10) ~= 0 then break end
+	if c:want_write() then c:loop_write() end
+	if os.time() ~= last_misc then last_misc = os.time(); c:loop_misc() end
+end
+log("after: socket " .. tostring(c:socket()) .. ", loop_read " .. c:loop_read())
+print(table.concat(events, "\n"))
+LUA
+	out=$(timeout 20 lua5.4 "$work/hostloop.lua" 2>&1)
+	rc=$?
+	want="before connect: socket nil, loop_read 4, loop_write 4, loop_misc 4
+connect 0
+socket is a number: true
+on_connect 0
+on_subscribe
+publish rc 0
+so/host driven by the host qos 1
+on_publish
+on_disconnect 0
+after: socket nil, loop_read 4"
+	[ $rc -eq 0 ] && [ "$out" = "$want" ] && ok "under lua5.4: a host loop of socket/want_write/loop_read/loop_write/loop_misc connects, subscribes, publishes QoS 1, receives" ||
+		not_ok "under lua5.4: a host loop of socket/want_write/loop_read/loop_write/loop_misc connects, subscribes, publishes QoS 1, receives" "want:
+$want
+got (exit $rc):
+$out"
+
+	# as paho: on_connect_fail when loop_forever's connection attempts fail
+	closed=$(lua5.4 -e "$cpath; print(require('mqlua').broker.free_port())")
+	out=$(timeout 20 lua5.4 -e "$cpath; local m = require 'mqlua'
+local c = m.Client('so-connect-fail')
+local fails = 0
+c:reconnect_delay_set(0.05, 0.1)
+c.on_connect_fail = function(cl) fails = fails + 1; if fails == 2 then cl:disconnect() end end
+print('connect_async', c:connect_async('127.0.0.1', $closed))
+print('loop_forever', c:loop_forever(), 'fails', fails)" 2>/dev/null)
+	rc=$?
+	want="connect_async	14	Connection refused
+loop_forever	0	fails	2"
+	[ $rc -eq 0 ] && [ "$out" = "$want" ] && ok "under lua5.4: on_connect_fail for each failed attempt of loop_forever, as paho" ||
+		not_ok "under lua5.4: on_connect_fail for each failed attempt of loop_forever, as paho" "want:
+$want
+got (exit $rc):
+$out"
+
 	# without loop*() nothing happens: the script ends, the CONNECT was sent, no callback ran
 	out=$(timeout 20 lua5.4 -e "$cpath; local m = require 'mqlua'
 local c = m.Client('so-noloop')
