@@ -29,6 +29,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #define MQLUA_TIMER_T "mqlua.Timer"
 #define WALL_CHECK 1.0
@@ -101,11 +102,20 @@ static void disarm(struct timer *tm, bool forget)
 	}
 }
 
+/* True once the wall clock reached tm->due, as both clocks a script may
+ * read see it: time() (os.time, os.date) lags clock_gettime by a few ms. */
+static bool wall_due(const struct timer *tm)
+{
+	return store_now() >= tm->due && (double)time(NULL) >= floor(tm->due);
+}
+
 /* Arms the loop timer of a wall-clock timer towards tm->due. */
 static void arm_wall(struct timer *tm)
 {
 	double left = tm->due - store_now();
-	loop_timer_start(loop_default(), &tm->t, left < 0 ? 0 : left > WALL_CHECK ? WALL_CHECK : left, 0);
+	if (left < 0.001)
+		left = wall_due(tm) ? 0 : 0.001;
+	loop_timer_start(loop_default(), &tm->t, left > WALL_CHECK ? WALL_CHECK : left, 0);
 }
 
 /* For a wall-clock timer that fell due at `now`: the time of its next run,
@@ -128,12 +138,11 @@ static void fire(struct loop_timer *t)
 	struct timer *tm = t->data;
 	bool once = tm->kind == TIMER_AFTER;
 	if (tm->wall) {
-		double now = store_now();
-		if (now < tm->due) {   /* an early wake: capped sleep, or the clock went back */
+		if (!wall_due(tm)) {   /* an early wake: capped sleep, or the clock went back */
 			arm_wall(tm);
 			return;
 		}
-		double next = next_due(tm, now);
+		double next = next_due(tm, store_now());
 		if (next >= 0) {       /* armed again before fn runs, so that fn may cancel() */
 			tm->due = next;
 			save_due(tm);
