@@ -5,6 +5,7 @@
  * keeps the script running and keeps itself alive (a registry reference),
  * so a script needs no variable for it. fn gets the timer as its argument;
  * an error in it is logged with its traceback and a repeating timer goes on.
+ * A timer in a <close> variable is cancelled when its scope ends.
  *
  * Given a name (mqlua.after(s, "name", fn)), a timer is durable: its due
  * time is a row of the process's store (store/timers.c), so a restarted
@@ -91,6 +92,7 @@ static void save_due(struct timer *tm)
 static void disarm(struct timer *tm, bool forget)
 {
 	loop_timer_stop(loop_default(), &tm->t);
+	tm->firing = false;
 	if (tm->name && tm->self != LUA_NOREF) {
 		unlink_named(tm);
 		if (forget && timers_delete(tm->store, tm->name) != 0)
@@ -133,6 +135,26 @@ static double next_due(const struct timer *tm, double now)
 	return -1;
 }
 
+/* The function a firing runs: fn(timer); for a one-shot, then cancel() -
+ * through a to-be-closed slot, so that it also happens when fn raised, or
+ * after fn waited when it runs as a task. */
+static int run_done(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)L, (void)status, (void)ctx;
+	return 0;
+}
+
+static int run(lua_State *L)
+{
+	struct timer *tm = check_timer(L);
+	if (lua_toboolean(L, 2))
+		lua_toclose(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, tm->fn);
+	lua_pushvalue(L, 1);
+	lua_callk(L, 1, 0, 0, run_done);
+	return 0;
+}
+
 static void fire(struct loop_timer *t)
 {
 	struct timer *tm = t->data;
@@ -151,18 +173,19 @@ static void fire(struct loop_timer *t)
 			once = true;
 		}
 	}
+	static const char *const what[] = { "mqlua.after callback", "mqlua.every callback", "mqlua.at callback" };
 	lua_State *L = mqlua_running_L ? mqlua_running_L : tm->L;
 	tm->runs++;
-	int top = lua_gettop(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, tm->fn);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, tm->self);   /* the timer, alive until disarm() */
-	static const char *const what[] = { "mqlua.after callback", "mqlua.every callback", "mqlua.at callback" };
 	tm->firing = once;
-	mqlua_pcall(L, 1, 0, what[tm->kind]);
-	tm->firing = false;
+	int top = lua_gettop(L);
+	/* the timer stays on this stack until the loop is done with tm: once
+	 * cancelled, nothing else keeps it from the collector */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, tm->self);
+	lua_pushcfunction(L, run);
+	lua_pushvalue(L, -2);
+	lua_pushboolean(L, once);
+	mqlua_pcall(L, 2, 0, what[tm->kind]);
 	lua_settop(L, top);
-	if (once)
-		disarm(tm, true);   /* safe: no Lua runs before the loop is done with tm */
 }
 
 /* Sets up a durable timer named by the string at index name_idx: takes over
@@ -321,6 +344,7 @@ void timer_open(lua_State *L)
 	static const luaL_Reg meta[] = {
 		{ "__index", l_index },
 		{ "__gc", l_gc },
+		{ "__close", l_cancel },
 		{ "__tostring", l_tostring },
 		{ NULL, NULL }
 	};
