@@ -124,12 +124,8 @@ static void arm_wall(struct timer *tm)
  * or -1 when it has none. Missed runs are skipped, not caught up. */
 static double next_due(const struct timer *tm, double now)
 {
-	if (tm->kind == TIMER_EVERY) {
-		double next = tm->due + tm->interval;
-		if (next <= now)
-			next = tm->due + ceil((now - tm->due) / tm->interval) * tm->interval;
-		return next <= now ? next + tm->interval : next;
-	}
+	if (tm->kind == TIMER_EVERY)
+		return tm->due + (floor((now - tm->due) / tm->interval) + 1) * tm->interval;
 	if (tm->kind == TIMER_AT)
 		return (double)cron_next(&tm->cron, (time_t)floor(now));
 	return -1;
@@ -224,7 +220,7 @@ static void make_durable(lua_State *L, struct timer *tm, int name_idx, double fr
 static int start(lua_State *L, enum timer_kind kind)
 {
 	double s = 0;
-	struct cron cron;
+	struct cron cron = { 0 };
 	if (kind == TIMER_AT) {
 		char err[300];
 		if (cron_parse(&cron, luaL_checkstring(L, 1), err, sizeof err) != 0)

@@ -94,19 +94,20 @@ static int parse_field(const struct field *f, const char *text, size_t len, uint
 		} else {
 			if (read_value(f, &p, &lo) != 0)
 				return bad(err, errlen, spec, "%s: cannot read '%s'", f->name, item);
-			if (lo < f->min || lo > f->max)
-				return bad(err, errlen, spec, "%s %s out of range", f->name, item);
 			hi = lo;
 			if (*p == '-') {
 				p++;
 				if (read_value(f, &p, &hi) != 0)
 					return bad(err, errlen, spec, "%s: cannot read '%s'", f->name, item);
-				if (hi < f->min || hi > f->max || hi < lo)
-					return bad(err, errlen, spec, "%s: '%s' is not a range", f->name, item);
 			} else if (*p == '/') {
 				hi = f->max;   /* "10/5" is "10-max/5", as in cronie */
 			}
 		}
+		int bad_value = lo < f->min || lo > f->max ? lo : hi < f->min || hi > f->max ? hi : -1;
+		if (bad_value >= 0)
+			return bad(err, errlen, spec, "%s %d out of range %d-%d", f->name, bad_value, f->min, f->max);
+		if (hi < lo)
+			return bad(err, errlen, spec, "%s: '%s' is not a range", f->name, item);
 		if (*p == '/') {
 			p++;
 			char *end;
@@ -126,24 +127,6 @@ static int parse_field(const struct field *f, const char *text, size_t len, uint
 	return 0;
 }
 
-/* Range errors name the value and the range, the way users read them. */
-static int check_range(const struct field *f, const char *text, size_t len, const char *spec, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < len;) {
-		if (isdigit((unsigned char)text[i]) && (i == 0 || text[i - 1] == ',' || text[i - 1] == '-')) {
-			long v = 0;
-			while (i < len && isdigit((unsigned char)text[i]) && v < 100000)
-				v = v * 10 + (text[i++] - '0');
-			if (v < f->min || v > f->max) {
-				return bad(err, errlen, spec, "%s %ld out of range %d-%d", f->name, v, f->min, f->max);
-			}
-		} else {
-			i++;
-		}
-	}
-	return 0;
-}
-
 static int days_in_month(int month, int year)
 {
 	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -160,7 +143,8 @@ int cron_parse(struct cron *c, const char *spec, char *err, size_t errlen)
 		{ "@annually", "0 0 1 1 *" },
 	};
 	const char *expr = spec;
-	int h, m, used = 0;
+	int h, m;
+	bool wildcard = false;
 	memset(c, 0, sizeof *c);
 	if (spec[0] == '@') {
 		expr = NULL;
@@ -208,15 +192,14 @@ int cron_parse(struct cron *c, const char *spec, char *err, size_t errlen)
 			break;
 		}
 		size_t len = (size_t)(p - start);
-		if (check_range(&fields[n], start, len, spec, err, errlen) != 0 ||
-		    parse_field(&fields[n], start, len, &masks[n], spec, err, errlen) != 0)
+		if (parse_field(&fields[n], start, len, &masks[n], spec, err, errlen) != 0)
 			return -1;
 		if (n == 2)
 			c->dom_star = *start == '*';
 		if (n == 4)
 			c->dow_star = *start == '*';
 		if (n < 2 && *start == '*')
-			used = 1;
+			wildcard = true;
 		n++;
 	}
 	if (n != 5)
@@ -227,8 +210,8 @@ int cron_parse(struct cron *c, const char *spec, char *err, size_t errlen)
 	c->dom = (uint32_t)masks[2];
 	c->month = (uint16_t)masks[3];
 	c->dow = (uint8_t)((masks[4] | masks[4] >> 7) & 0x7f);   /* 7 is Sunday too */
-	c->fixed = !used;
-	if (c->dow_star || c->dom_star) {
+	c->fixed = !wildcard;
+	if (c->dow_star) {
 		/* only day-of-month restricts the days: some chosen month must have one of them */
 		bool possible = false;
 		for (int mo = 1; mo <= 12 && !possible; mo++)
