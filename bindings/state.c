@@ -11,6 +11,7 @@
  * booleans, and tables as JSON through a private lua-cjson instance
  * (numbers in tables come back as integers when they are whole, as JSON
  * does not tell 2 from 2.0). Assigning nil deletes the key.
+ * mqlua.state(scope) is another such table, over keys of its own.
  */
 #include "bindings/mqlua.h"
 #include "store/state.h"
@@ -326,6 +327,23 @@ static int state_tostring(lua_State *L)
 	return 1;
 }
 
+static void push_state(lua_State *L, const char *scope);
+
+/* __call(proxy, scope): mqlua.state("name") is a table of the same kind over
+ * keys of its own, so that a library (mqlua.rules) keeps its memory apart
+ * from the script's keys. */
+static int state_call(lua_State *L)
+{
+	size_t len;
+	const char *scope = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+	if (!scope)
+		return luaL_error(L, "mqlua.state(scope): the scope must be a string, not %s", luaL_typename(L, 2));
+	if (len == 0 || strlen(scope) != len)
+		return luaL_error(L, "mqlua.state(scope): the scope must be a non-empty string without NUL");
+	push_state(L, scope);
+	return 1;
+}
+
 /* Pushes a state proxy over scope. */
 static void push_state(lua_State *L, const char *scope)
 {
@@ -334,10 +352,11 @@ static void push_state(lua_State *L, const char *scope)
 		{ "__newindex", state_newindex },
 		{ "__pairs", state_pairs },
 		{ "__tostring", state_tostring },
+		{ "__call", state_call },
 		{ NULL, NULL }
 	};
 	lua_newtable(L);
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	lua_pushstring(L, scope);
 	luaL_setfuncs(L, meta, 1);
 	lua_pushliteral(L, "mqlua.state");

@@ -3,10 +3,11 @@
  *
  * A store is one SQLite file (or an in-memory database for durability
  * "memory") holding, per client_id: the outbox of QoS>0 messages not yet
- * acknowledged, their dead letters, the retained-message cache, and the
- * scripts' persistent state. Several clients, and several processes, may
- * share one file; a client_id's queue is owned by one process at a time
- * (store_claim), so a queue never has two senders.
+ * acknowledged, their dead letters, the retained-message cache; and the
+ * scripts' persistent state and the due times of durable timers. Several
+ * clients, and several processes, may share one file; a client_id's queue
+ * is owned by one process at a time (store_claim), so a queue never has two
+ * senders.
  *
  * Writes are group-committed: the first write of a loop iteration opens a
  * transaction (store_begin), the loop commits it once per iteration
@@ -27,7 +28,7 @@ enum store_durability {
 	STORE_FULL         /* WAL + synchronous=FULL: also survives power loss */
 };
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 

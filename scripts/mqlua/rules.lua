@@ -12,8 +12,16 @@ wrapped handler can serve a wildcard filter.
                     arrived on that topic for s seconds
   throttle(s, fn)   fn runs at most once per s seconds per topic; messages in
                     between are dropped
-  changed(fn)       fn runs only when the payload differs from the previous
-                    one on that topic (the first message counts as a change)
+  changed(fn[, name])
+                    fn runs only when the payload differs from the previous
+                    one on that topic (the first message counts as a change).
+                    The last payload per topic is kept in the store
+                    (mqlua.state("mqlua.rules.changed <name>")), written in
+                    the same transaction as what fn publishes, so a restarted
+                    script is not called again for a retained payload that
+                    did not change. name defaults to "<script>#<n>" for the
+                    n-th changed() of the script; give one that stays put if
+                    the script's path or its rules' order may change.
   held(s, cond, fn) fn runs once cond(msg) has been true for s seconds on a
                     topic without a message that made it false ("motion has
                     been off for 5 minutes"); fn gets the message that started
@@ -58,13 +66,24 @@ function rules.throttle(s, fn)
 	end
 end
 
-function rules.changed(fn)
+local changed_rules = 0   -- changed() calls so far, for default names
+
+function rules.changed(fn, name)
 	check(0, fn, "changed")
-	local previous = {}  -- topic -> payload
+	if name ~= nil and (type(name) ~= "string" or name == "") then
+		error("changed: name must be a non-empty string, got " .. tostring(name), 2)
+	end
+	changed_rules = changed_rules + 1
+	name = name or string.format("%s#%d", arg and arg[0] or "", changed_rules)
+	local memory = mqtt.state("mqlua.rules.changed " .. name)   -- topic -> last payload
+	local previous = {}  -- topic -> payload: what memory holds, read once per topic
 	return function(client, userdata, msg)
-		local payload = msg.payload
-		if previous[msg.topic] == payload then return end
-		previous[msg.topic] = payload
+		local topic, payload = msg.topic, msg.payload
+		local last = previous[topic]
+		if last == nil then last = memory[topic] end
+		previous[topic] = payload
+		if last == payload then return end
+		memory[topic] = payload
 		return fn(client, userdata, msg)
 	end
 end

@@ -1,5 +1,6 @@
 -- rules.lua - mqlua.rules: debounce, throttle, changed and held, wrapped
--- around message callbacks and driven by real messages through a broker.
+-- around message callbacks and driven by real messages through a broker;
+-- changed()'s memory across restarts, with three processes in a row.
 package.path = "tests/lib/?.lua;" .. package.path
 local T = require "testlib"
 local mqtt = require "mqlua"
@@ -80,10 +81,57 @@ test("held: runs once the condition held for the time, not when it broke off", f
 	c:disconnect() p:disconnect()
 end)
 
+test("changed: after a restart, an unchanged retained payload does not fire again", function(t)
+	local b = T.broker()
+	local dir = T.tmpdir()
+	local path = dir .. "/watch.lua"
+	local f = assert(io.open(path, "w"))
+	f:write([[
+io.stdout:setvbuf("line")
+local m = require "mqlua"
+local rules = require "mqlua.rules"
+local c = m.Client("changed-watch")
+c:message_callback_add("chg/#", rules.changed(function(_, _, msg) print("changed " .. msg.topic .. "=" .. msg.payload) end))
+c:message_callback_add("chg/+", rules.changed(function(_, _, msg) print("named " .. msg.topic .. "=" .. msg.payload) end, "lamps"))
+c.on_connect = function(cl) cl:subscribe("chg/#", 1) end
+c.on_subscribe = function() m.after(0.5, function() c:disconnect() end) end
+c:connect()
+local n = 0
+for _ in pairs(m.state) do n = n + 1 end
+print("script keys " .. n)
+]])
+	f:close()
+	local function watch()
+		local out, code = T.sh(string.format("timeout 20 %s --store %s/store.db --broker %s %s 2>&1",
+			T.mqlua(), dir, b.url, path))
+		t:eq(code, 0, out)
+		local seen = {}
+		for line in out:gmatch("[^\n]+") do
+			if line:match("^changed ") or line:match("^named ") then seen[#seen + 1] = line end
+		end
+		table.sort(seen)
+		return seen, out
+	end
+	local p = T.connected(t, "changed-pub")
+	p:publish("chg/lamp", "ON", 1, true)
+	p:publish("chg/fan", "OFF", 1, true)
+	mqtt.sleep(0.2)
+	local seen, out = watch()
+	t:eq(seen, { "changed chg/fan=OFF", "changed chg/lamp=ON", "named chg/fan=OFF", "named chg/lamp=ON" },
+		"the first process sees both retained payloads as changes")
+	t:match(out, "script keys 0", "the memory is not among the script's mqlua.state keys")
+	t:eq(watch(), {}, "a second process: the same retained payloads are no change")
+	p:publish("chg/lamp", "OFF", 1, true)
+	mqtt.sleep(0.2)
+	t:eq(watch(), { "changed chg/lamp=OFF", "named chg/lamp=OFF" }, "a third one: only what changed meanwhile")
+	p:disconnect()
+end)
+
 test("bad arguments raise, naming the rule", function(t)
 	t:raises(function() rules.debounce(-1, print) end, "debounce: seconds must be a number >= 0")
 	t:raises(function() rules.throttle(1, "x") end, "throttle: handler must be a function")
 	t:raises(function() rules.held(1, nil, print) end, "held: condition must be a function")
+	t:raises(function() rules.changed(print, "") end, "changed: name must be a non%-empty string, got ")
 end)
 
 T.done()

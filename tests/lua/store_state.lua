@@ -3,7 +3,7 @@
 -- through JSON), nil deletes, pairs() lists the keys in order, wrong types
 -- raise naming the key, values survive a restart, and a kill -9 right after
 -- a loop iteration keeps what that iteration committed (and loses what the
--- next, unfinished one wrote).
+-- next, unfinished one wrote). mqlua.state(scope) is a separate table.
 --
 -- mqlua.state lives in the process's store, so every case runs in child
 -- mqlua processes with MQLUA_STORE pointing into a temporary directory
@@ -169,6 +169,26 @@ test("nil deletes a key; pairs() lists keys in order, from a snapshot", function
 	t:eq(out, "nil\tnil\na\ts:\"one\"\nb\ti:2\nc\t{i:1=i:3}\nleft\t0\n", "listing")
 	out, code = child(store, "print(next(mqtt.state), tostring(mqtt.state))")
 	t:eq(out, "nil\tmqlua.state\n", "the deletes during pairs() were committed")
+end)
+
+test("mqlua.state(scope) is a table of its own, kept across a restart", function(t)
+	local store = tmp .. "/scoped.db"
+	local out, code = child(store, [[
+local lib = mqtt.state("some.lib")
+lib.x = "lib's"
+mqtt.state.x = "script's"
+print(tostring(lib), lib.x, mqtt.state.x)]])
+	t:eq(code, 0, out)
+	t:eq(out, "mqlua.state (scope \"some.lib\")\tlib's\tscript's\n", "separate keys")
+	out, code = child(store, [[
+local keys = {}
+for k in pairs(mqtt.state) do keys[#keys + 1] = k end
+print(mqtt.state("some.lib").x, mqtt.state("other").x, table.concat(keys, ","))
+print(pcall(mqtt.state, ""))
+print(pcall(mqtt.state, 5))]])
+	t:eq(code, 0, out)
+	t:eq(out, "lib's\tnil\tx\nfalse\tmqlua.state(scope): the scope must be a non-empty string without NUL\n" ..
+		"false\tmqlua.state(scope): the scope must be a string, not number\n", "read back by a new process; pairs() of mqlua.state shows its own keys only")
 end)
 
 test("unsupported values and keys raise an error naming the key", function(t)

@@ -1,6 +1,6 @@
 -- timers.lua - mqlua.after and mqlua.every: they fire on the loop at their
 -- time, repeat until cancel(), keep a script alive while armed, survive an
--- error in their callback, and check their arguments.
+-- error in their callback, close with their scope, and check their arguments.
 package.path = "tests/lib/?.lua;" .. package.path
 local T = require "testlib"
 local mqtt = require "mqlua"
@@ -68,6 +68,31 @@ test("an armed timer keeps a script running; the script ends when it is done", f
 	t:eq(code, 0, out)
 	t:match(out, "late", "the timer ran after the main chunk")
 	t:ok(took >= 0.3 and took < 5, "ended after the timer (" .. took .. " s)")
+end)
+
+test("a one-shot that raised is done; a durable one's row is gone too", function(t)
+	local dir = T.tmpdir()
+	local out, code = T.sh(T.mqlua() .. " --store " .. dir .. [[/s.db -e '
+local m = require "mqlua"
+local a = m.after(0.01, "broken", function() error("after broke") end)
+m.after(0.2, function() print("after", a.active, a.runs, a.next) end)' 2>&1]])
+	t:eq(code, 0, out)
+	t:match(out, "ERROR error in mqlua.after callback: [^\n]*after broke\nstack traceback:", "logged with a traceback")
+	t:match(out, "after\tfalse\t1\tnil", "done after one run")
+	t:eq(T.sh("sqlite3 " .. dir .. "/s.db 'SELECT count(*) FROM timers'"), "0\n", "no row left")
+end)
+
+test("a timer in a <close> variable is cancelled when the scope ends", function(t)
+	local fired = false
+	local tm
+	do
+		local scoped <close> = mqtt.after(0.05, function() fired = true end)
+		tm = scoped
+		t:eq(tm.active, true, "armed inside")
+	end
+	t:eq(tm.active, false, "cancelled at the end of the scope")
+	mqtt.sleep(0.1)
+	t:eq(fired, false, "never fired")
 end)
 
 test("bad arguments raise, naming them", function(t)
