@@ -3,8 +3,6 @@
 -- script's callbacks are logged with a traceback and the runtime carries on,
 -- connection failures return paho's rc with words, and connect_async keeps
 -- retrying until a broker appears.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -401,5 +399,3 @@ test("wait_for_publish inside a callback of the same client raises a clear error
 	t:match(err, "wait_for_publish cannot wait inside a callback", "the error says why")
 	c:disconnect()
 end)
-
-T.done()

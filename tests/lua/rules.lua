@@ -1,7 +1,5 @@
 -- rules.lua - mqlua.rules: debounce, throttle, changed and held, wrapped
 -- around message callbacks and driven by real messages through a broker.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local rules = require "mqlua.rules"
 local test = T.test
@@ -85,5 +83,3 @@ test("bad arguments raise, naming the rule", function(t)
 	t:raises(function() rules.throttle(1, "x") end, "throttle: handler must be a function")
 	t:raises(function() rules.held(1, nil, print) end, "held: condition must be a function")
 end)
-
-T.done()

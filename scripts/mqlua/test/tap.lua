@@ -9,9 +9,10 @@ before the call count.
 It works on the shared Client metatable (test mode only): reading or
 setting `on_message` of a watched client goes to the script's function
 while the client keeps a recording dispatcher; message_callback_add
-records before calling the given callback; subscribe and unsubscribe note
-the filters, so expect_message knows whether it must subscribe itself.
-Errors of these methods keep their usual text.
+records before calling the given callback; subscribe, unsubscribe and
+reinitialise keep track of the filters, so that expect_message knows
+whether it must subscribe itself. Errors of these methods keep their
+usual text.
 ]]
 
 local mqlua = require "mqlua"
@@ -79,6 +80,17 @@ function methods.unsubscribe(self, ...)
 	if r[1] == 0 then
 		for _, f in ipairs(filters_of(...)) do taps[self].subs[f] = nil end
 	end
+	return table.unpack(r, 1, r.n)
+end
+
+-- reinitialise() clears the callbacks and subscriptions: so does the tap,
+-- which then puts its dispatcher back.
+function methods.reinitialise(self, ...)
+	bypass = true
+	local r = table.pack(self:reinitialise(...))
+	local tap = taps[self]
+	tap.on_message, tap.subs = nil, {}
+	newindex(self, "on_message", tap.dispatch)
 	return table.unpack(r, 1, r.n)
 end
 
