@@ -259,20 +259,11 @@ function T.done()
 	os.exit((failed == 0 and passed > 0) and 0 or 1, true)
 end
 
--- A broker given by URL (--broker): host, port and url; stop() does nothing.
-local function url_broker(url)
-	local host, port = url:match("^mqtts?://[^@/]*@?([^:/@]+):?(%d*)")
-	if url:match("^mqtts?://[^/]*@") then
-		host, port = url:match("@([^:/]+):?(%d*)")
-	end
-	return { url = url, host = host, port = tonumber(port) or (url:match("^mqtts") and 8883 or 1883),
-		running = true, stop = function() end }
-end
-
 -- Used by `mqlua test` (runtime/testmode.c) in the child process of one
 -- file: runs the file at `path` (named `name` in result lines) with the
 -- globals test and T, on a fresh broker unless cfg.broker_url is given.
--- cfg: filter, timeout (seconds per test), verbose, broker_url. c: arm(s),
+-- cfg: filter, timeout (seconds per test), verbose, broker_url, broker_host,
+-- broker_port. c: arm(s),
 -- disarm() -> timed out?, notify(line) for the parent. Returns the number
 -- of passed and failed cases (a file that cannot load or raises outside a
 -- test counts one failure).
@@ -290,7 +281,8 @@ function T.run_file(path, name, cfg, c)
 		return passed, failed
 	end
 	if cfg.broker_url then
-		shared_broker = url_broker(cfg.broker_url)
+		shared_broker = { url = cfg.broker_url, host = cfg.broker_host, port = cfg.broker_port,
+			running = true, stop = function() end }
 	else
 		local ok, b = pcall(mqlua.broker.start)
 		if not ok then
