@@ -117,7 +117,7 @@ static void find_files(struct file_list *l, const char *dir, bool named_only)
 		if (name[0] != '.') {
 			char *path;
 			struct stat st;
-			if (asprintf(&path, "%s/%s", strcmp(dir, ".") == 0 ? "." : dir, name) < 0)
+			if (asprintf(&path, "%s%s%s", dir, ends_with(dir, "/") ? "" : "/", name) < 0)
 				abort();
 			const char *shown = strncmp(path, "./", 2) == 0 ? path + 2 : path;
 			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))

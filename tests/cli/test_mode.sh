@@ -67,6 +67,10 @@ expect "a passing file: ok lines, summary, exit 0" 0 "ok - $work/suite/pass_test
 [ "$(tail -n 1 <<<"$OUT")" = "2 passed, 0 failed" ] && ok "the summary is the last line" ||
 	not_ok "the summary is the last line" "$OUT"
 
+run "$MQLUA" test -v "$work/suite/pass_test.lua"
+grep -qE '^# [0-9]+\.[0-9]{3} s$' <<<"$OUT" && [ "$RC" -eq 0 ] && ok "-v: how long each test took" ||
+	not_ok "-v: how long each test took" "exit $RC: $OUT"
+
 run "$MQLUA" test "$work/suite/sub/fail_test.lua"
 f=$work/suite/sub/fail_test.lua
 want="ok - $f: passes first
@@ -246,9 +250,11 @@ run "$MQLUA" test --broker "ftp://x" "$work/given_test.lua"
 # ---- directories and no argument ----
 
 mq=$(realpath "$MQLUA")
-run "$MQLUA" test "$work/suite"
+run "$MQLUA" test "$work/suite/"
 expect "a directory: every .lua under it, sorted, recursively" 1 "ok - $work/suite/pass_test.lua: adds" \
 	"not ok - $work/suite/sub/fail_test.lua: tables differ" "4 passed, 1 failed"
+grep -q "//" <<<"$OUT" && not_ok "a directory with a trailing slash: clean paths" "$OUT" ||
+	ok "a directory with a trailing slash: clean paths"
 (cd "$work/suite" && "$mq" test) >"$work/out" 2>&1
 RC=$? OUT=$(cat "$work/out")
 expect "no argument: the *_test.lua files under the current directory" 1 "ok - pass_test.lua: adds" \
