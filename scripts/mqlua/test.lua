@@ -263,10 +263,9 @@ end
 -- file: runs the file at `path` (named `name` in result lines) with the
 -- globals test and T, on a fresh broker unless cfg.broker_url is given.
 -- cfg: filter, timeout (seconds per test), verbose, broker_url, broker_host,
--- broker_port. c: arm(s),
--- disarm() -> timed out?, notify(line) for the parent. Returns the number
--- of passed and failed cases (a file that cannot load or raises outside a
--- test counts one failure).
+-- broker_port. c: arm(s), disarm() -> timed out?, notify(line) for the
+-- parent. Returns the number of passed and failed cases (a file that cannot
+-- load or raises outside a test counts one failure).
 function T.run_file(path, name, cfg, c)
 	config, ctl, file_name = cfg, c, name
 	tap.install()

@@ -20,7 +20,7 @@ local S = require "mqlua.test.show"
 
 local M = {}
 
-local MAX_BUFFERED = 10000     -- per client; the oldest are dropped beyond
+local MAX_BUFFERED = 10000     -- per client; beyond, the older half is dropped
 local taps = setmetatable({}, { __mode = "k" })   -- client -> tap
 local index, newindex          -- the Client metatable's own
 local bypass = false           -- the next __index lookup goes to the original
@@ -30,8 +30,13 @@ local function record(tap, msg)
 	tap.last = msg
 	local buf = tap.buf
 	buf[#buf + 1] = { topic = msg.topic, payload = msg.payload, qos = msg.qos, retain = msg.retain, msg = msg }
-	if #buf > MAX_BUFFERED then table.remove(buf, 1) end
-	tap.arrived = tap.arrived + 1
+	if #buf > MAX_BUFFERED then   -- drop the older half at once: a flood stays linear
+		local keep = MAX_BUFFERED // 2
+		table.move(buf, #buf - keep + 1, #buf, 1)
+		local dropped = #buf - keep
+		for i = #buf, keep + 1, -1 do buf[i] = nil end
+		tap.dropped = tap.dropped + dropped
+	end
 end
 
 -- The filters a subscribe/unsubscribe call names, in each of its forms.
@@ -99,7 +104,7 @@ function M.watch(c)
 	local tap = taps[c]
 	if tap then return tap end
 	M.install()
-	tap = { buf = {}, subs = {}, arrived = 0 }
+	tap = { buf = {}, subs = {}, dropped = 0 }
 	bypass = true
 	tap.on_message = c.on_message
 	tap.dispatch = function(client, userdata, msg)
@@ -219,8 +224,9 @@ local function arrived_on(tap, filter, other)
 	end
 	local n = #list
 	if n == 0 then return "got no message on " .. filter end
-	return string.format("got %d %smessage%s: %s%s", n, other and "other " or "", n == 1 and "" or "s",
-		table.concat(list, ", ", 1, math.min(n, 10)), n > 10 and ", ..." or "")
+	return string.format("got %d %smessage%s: %s%s%s", n, other and "other " or "", n == 1 and "" or "s",
+		table.concat(list, ", ", 1, math.min(n, 10)), n > 10 and ", ..." or "",
+		tap.dropped > 0 and string.format(" (and %d older ones were dropped)", tap.dropped) or "")
 end
 
 local function check_opts(opts, name)
