@@ -10,8 +10,8 @@ and so do the project's own tests (tests/lua/*.lua).
        t:eq(msg.qos, 1, "qos")
     end)
 
-Under `mqlua test`, every file gets the globals `test` and `T` (this
-module), a fresh private broker (the default broker of connect() without a
+Under `mqlua test`, every file gets the globals `test`, `T` (this
+module) and `arg` (arg[0] is the file), a fresh private broker (the default broker of connect() without a
 host, also T.broker() and t.broker), and per-test timeouts; the command
 prints the summary line. A plain script may also `local T = require
 "mqlua.test"` and end with T.done(), which prints and exits.
@@ -291,7 +291,7 @@ function T.run_file(path, name, cfg, c)
 		shared_broker = b
 		brokers[1] = b
 	end
-	_G.test, _G.T = T.test, T
+	_G.test, _G.T, _G.arg = T.test, T, { [0] = path }   -- arg[0]: to find files beside the test
 	local ok, e = xpcall(chunk, report_error)
 	if not ok then broken("an error outside a test", e) end
 	finished = true

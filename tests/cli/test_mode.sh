@@ -42,6 +42,7 @@ mkdir -p "$work/suite/sub"
 cat >"$work/suite/pass_test.lua" <<'LUA'
 test("adds", function(t) t:eq(1 + 1, 2, "sum") end)
 test("is true", function(t) t:ok("yes", "a string") end)
+test("arg[0] is the file", function(t) t:match(arg[0], "pass_test%.lua$", "arg[0]") end)
 LUA
 cat >"$work/suite/sub/fail_test.lua" <<'LUA'
 test("passes first", function(t) t:ok(true) end)
@@ -63,8 +64,8 @@ LUA
 
 run "$MQLUA" test "$work/suite/pass_test.lua"
 expect "a passing file: ok lines, summary, exit 0" 0 "ok - $work/suite/pass_test.lua: adds" \
-	"ok - $work/suite/pass_test.lua: is true" "2 passed, 0 failed"
-[ "$(tail -n 1 <<<"$OUT")" = "2 passed, 0 failed" ] && ok "the summary is the last line" ||
+	"ok - $work/suite/pass_test.lua: is true" "ok - $work/suite/pass_test.lua: arg[0] is the file" "3 passed, 0 failed"
+[ "$(tail -n 1 <<<"$OUT")" = "3 passed, 0 failed" ] && ok "the summary is the last line" ||
 	not_ok "the summary is the last line" "$OUT"
 
 run "$MQLUA" test -v "$work/suite/pass_test.lua"
@@ -124,14 +125,14 @@ ms=$((($(date +%s%N) - start) / 1000000))
 expect "--timeout: a waiting and a spinning test fail, the rest still runs" 1 \
 	"not ok - $work/hang.lua: waits forever" "# timed out after 1 s" "in function 'mqlua.sleep'" \
 	"not ok - $work/hang.lua: spins forever" "# timed out after 1 s" \
-	"ok - $work/hang.lua: runs after the hangs" "ok - $work/suite/pass_test.lua: adds" "3 passed, 2 failed"
+	"ok - $work/hang.lua: runs after the hangs" "ok - $work/suite/pass_test.lua: adds" "4 passed, 2 failed"
 [ "$ms" -lt 10000 ] && ok "--timeout 1: two hangs cost about 2 s (${ms} ms)" || not_ok "--timeout 1: two hangs cost about 2 s" "${ms} ms"
 
 printf 'test("blocked in C", function(t) os.execute("sleep 60") end)\ntest("never", function(t) end)\n' >"$work/block.lua"
 run "$MQLUA" test --timeout 1 "$work/block.lua" "$work/suite/pass_test.lua"
 expect "a test stuck in a blocking call: the file is killed, the next file runs" 1 \
 	"not ok - $work/block.lua: blocked in C" "# timed out after 1 s and did not stop" \
-	"ok - $work/suite/pass_test.lua: adds" "2 passed, 1 failed"
+	"ok - $work/suite/pass_test.lua: adds" "3 passed, 1 failed"
 ! grep -q "never" <<<"$OUT" && ok "the killed file's later tests did not run" || not_ok "the killed file's later tests did not run" "$OUT"
 
 # ---- messages on the fresh embedded broker ----
@@ -252,13 +253,13 @@ run "$MQLUA" test --broker "ftp://x" "$work/given_test.lua"
 mq=$(realpath "$MQLUA")
 run "$MQLUA" test "$work/suite/"
 expect "a directory: every .lua under it, sorted, recursively" 1 "ok - $work/suite/pass_test.lua: adds" \
-	"not ok - $work/suite/sub/fail_test.lua: tables differ" "4 passed, 1 failed"
+	"not ok - $work/suite/sub/fail_test.lua: tables differ" "5 passed, 1 failed"
 grep -q "//" <<<"$OUT" && not_ok "a directory with a trailing slash: clean paths" "$OUT" ||
 	ok "a directory with a trailing slash: clean paths"
 (cd "$work/suite" && "$mq" test) >"$work/out" 2>&1
 RC=$? OUT=$(cat "$work/out")
 expect "no argument: the *_test.lua files under the current directory" 1 "ok - pass_test.lua: adds" \
-	"not ok - sub/fail_test.lua: tables differ" "4 passed, 1 failed"
+	"not ok - sub/fail_test.lua: tables differ" "5 passed, 1 failed"
 (cd "$work/suite/sub" && mv fail_test.lua fail.lua && "$mq" test) >"$work/out" 2>&1
 RC=$? OUT=$(cat "$work/out")
 expect "no argument and no test file: says so, exit 1" 1 "# no test files found" "0 passed, 0 failed"
