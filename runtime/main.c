@@ -5,7 +5,7 @@
  * every client cleanly (so no will is published) and exit 0; a second
  * SIGINT exits at once. With no script on a terminal, or with -i, the
  * prompt (repl.c) runs instead of the bare loop; there SIGINT only stops
- * the statement that runs.
+ * the statement that runs. `mqlua test ...` is testmode.c's.
  */
 #include "bindings/mqlua.h"
 #include "runtime/broker.h"
@@ -13,6 +13,7 @@
 #include "runtime/loop.h"
 #include "runtime/repl.h"
 #include "runtime/script.h"
+#include "runtime/testmode.h"
 #include "runtime/url.h"
 
 #include <lauxlib.h>
@@ -25,6 +26,7 @@
 
 static const char usage_text[] =
 	"usage: mqlua [options] [script [args]]\n"
+	"       mqlua test [options] [files or directories]   (see mqlua test --help)\n"
 	"\n"
 	"Runs a Lua script with the mqlua MQTT library (local mqtt = require \"mqlua\").\n"
 	"The event loop keeps running after the script's main chunk while a client is\n"
@@ -49,6 +51,8 @@ static const char usage_text[] =
 	"  -                    read the script from standard input\n"
 	"\n"
 	"Script errors print file:line: message and a traceback, and exit 1.\n"
+	"`mqlua test` runs test files, each with a fresh private broker, and prints\n"
+	"`N passed, N failed`.\n"
 	"Example: mqlua --broker embedded scripts/examples/broker-version.lua\n";
 
 static lua_State *globalL;
@@ -173,6 +177,9 @@ int main(int argc, char **argv)
 	const char *broker_spec = getenv("MQLUA_BROKER");
 	int script = 0;
 	bool has_e = false, interactive = false;
+
+	if (argc > 1 && strcmp(argv[1], "test") == 0)
+		return testmode_main(argc - 1, argv + 1, argv[0]);
 
 	/* first pass: options that change the environment, and where the script is */
 	for (int i = 1; i < argc; i++) {

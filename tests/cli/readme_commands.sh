@@ -83,4 +83,18 @@ if [ -s "$blocks/3" ]; then
 	fi
 fi
 
+# --- 4: the mqlua test example ---
+if [ -s "$blocks/4" ]; then
+	out=$(PATH="$(dirname "$MQLUA"):$PATH" timeout 60 bash -e "$blocks/4" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && [ "$(printf '%s\n' "$out" | tail -n 1)" = "2 passed, 0 failed" ]; then
+		ok "README: the mqlua test example passes"
+	else
+		not_ok "README: the mqlua test example passes" "exit $rc
+$out"
+	fi
+else
+	not_ok "README: the mqlua test example passes" "no fourth sh block in README.md"
+fi
+
 finish

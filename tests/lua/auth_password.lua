@@ -3,8 +3,6 @@
 -- refusal looks like (on_connect rc, last_error words, on_disconnect), and
 -- default credentials from `--broker mqtt://user:pass@host:port` (which must
 -- never show up in the logs, even with -v).
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -160,5 +158,3 @@ test("a script's own username_pw_set wins over the --broker credentials", functi
 	t:eq(status, 0, "exit status; stderr:\n" .. err)
 	t:match(out, "on_connect 0", "stdout")
 end)
-
-T.done()

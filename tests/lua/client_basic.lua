@@ -3,8 +3,6 @@
 -- retained messages, on_publish and MQTTMessageInfo, userdata, reinitialise,
 -- the will, and several clients in one script. Subscribing and message
 -- callbacks are in client_subscribe.lua.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -580,5 +578,3 @@ test("three clients in one script exchange messages", function(t)
 	}, "each got exactly the messages addressed to it")
 	for _, c in pairs(clients) do c:disconnect() end
 end)
-
-T.done()

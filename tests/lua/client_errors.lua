@@ -3,8 +3,6 @@
 -- script's callbacks are logged with a traceback and the runtime carries on,
 -- connection failures return paho's rc with words, and connect_async keeps
 -- retrying until a broker appears.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -388,4 +386,3 @@ test("wait_until: an error in the predicate reaches the caller with its message"
 	t:raises(function() mqtt.wait_until(function() error("pred exploded") end, 1) end, "pred exploded")
 end)
 
-T.done()

@@ -3,8 +3,6 @@
 -- restored without duplicates), persistent sessions, loop_forever /
 -- loop_stop / loop_start / loop, refused credentials, and the process
 -- staying alive while a client is connected.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -425,5 +423,3 @@ test("username_pw_set: right password accepted, wrong one refused", function(t)
 		"results")
 	b:stop()
 end)
-
-T.done()

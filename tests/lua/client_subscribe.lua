@@ -1,8 +1,6 @@
 -- client_subscribe.lua - subscribing as a script sees it: every form of
 -- subscribe() and unsubscribe() against a real broker, the granted qos
 -- lists, and message callbacks (message_callback_add/remove, on_message).
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -214,5 +212,3 @@ end)
 
 ---------------------------------------------------------------------------
 -- userdata
-
-T.done()

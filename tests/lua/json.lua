@@ -1,7 +1,5 @@
 -- json.lua - mqlua.json (lua-cjson) and msg:json(), which returns nil and
 -- the reason for a payload that is not JSON instead of raising.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -37,5 +35,3 @@ test("msg:json() decodes the payload, or returns nil and the reason", function(t
 	t:ok(got["json/empty"].err ~= nil, "with a reason")
 	c:disconnect()
 end)
-
-T.done()

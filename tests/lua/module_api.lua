@@ -1,8 +1,6 @@
 -- module_api.lua - the mqlua module table itself: topic matching and
 -- validation, paho's words for result codes, paho's constant values, and
 -- the loop helpers (time, sleep, wait_until).
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -239,7 +237,7 @@ test("mqlua.wait_until: true when the predicate holds, nil,'timeout' otherwise",
 	t:ok(dt >= 0.2 and dt < 1.0, "waited about the timeout (" .. dt .. ")")
 	t:eq({ mqtt.wait_until(function() return "yes" end, 0) }, { true }, "a truthy value counts, even with timeout 0")
 	t:raises(function() mqtt.wait_until(function() error("pred broke") end, 1) end,
-		"module_api%.lua:241: pred broke")
+		"module_api%.lua:239: pred broke")
 	t:raises(function() mqtt.wait_until(5) end, "function expected, got number")
 end)
 
@@ -280,5 +278,3 @@ test("broker objects: fields, tostring, stop", function(t)
 	local port = mqtt.broker.free_port()
 	t:ok(math.type(port) == "integer" and port > 0 and port < 65536, "free_port gives a port (" .. tostring(port) .. ")")
 end)
-
-T.done()

@@ -1,8 +1,6 @@
 -- rules.lua - mqlua.rules: debounce, throttle, changed and held, wrapped
 -- around message callbacks and driven by real messages through a broker;
 -- changed()'s memory across restarts, with three processes in a row.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local rules = require "mqlua.rules"
 local test = T.test
@@ -133,5 +131,3 @@ test("bad arguments raise, naming the rule", function(t)
 	t:raises(function() rules.held(1, nil, print) end, "held: condition must be a function")
 	t:raises(function() rules.changed(print, "") end, "changed: name must be a non%-empty string, got ")
 end)
-
-T.done()

@@ -2,8 +2,6 @@
 -- script: queued while offline with 64-bit ids, sent in order once connected,
 -- kept across a restart of the process, queue limits and policies, dead
 -- letters for messages a v5 broker refuses, options and their errors.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -262,5 +260,3 @@ mqtt.state.n = 1
 	local rows = T.sh(string.format("sqlite3 %s 'select count(*) from outbox'", store))
 	t:eq(rows:gsub("%s", ""), "1", "the row is in that file")
 end)
-
-T.done()

@@ -7,8 +7,6 @@
 --
 -- Every client here names its store (a file in a temporary directory) or
 -- has none (store = false), so the process's default store is not touched.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -216,5 +214,3 @@ test("a malformed filter raises an error naming it", function(t)
 	t:raises(function() c:retained("") end, "filter must not be empty")
 	t:eq(c:retained(), {}, "nothing cached yet (default filter #)")
 end)
-
-T.done()

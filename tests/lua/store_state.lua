@@ -8,8 +8,6 @@
 -- mqlua.state lives in the process's store, so every case runs in child
 -- mqlua processes with MQLUA_STORE pointing into a temporary directory
 -- (this file's own store is never touched).
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local test = T.test
 
 local tmp = T.tmpdir()
@@ -276,5 +274,3 @@ test("kill -9 after a loop iteration keeps its state, loses the unfinished itera
 	t:eq(code, 0, "reader exit code; output:\n" .. got)
 	t:eq(got, "42\t{i:1=s:\"a\",i:2=s:\"b\"}\tnil\n", "count and seen committed, late lost")
 end)
-
-T.done()

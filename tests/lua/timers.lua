@@ -1,8 +1,6 @@
 -- timers.lua - mqlua.after and mqlua.every: they fire on the loop at their
 -- time, repeat until cancel(), keep a script alive while armed, survive an
 -- error in their callback, close with their scope, and check their arguments.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -103,5 +101,3 @@ test("bad arguments raise, naming them", function(t)
 	t:raises(function() return mqtt.after(0.01, function() end).nope end, "Timer has no field 'nope'")
 	mqtt.sleep(0.05)
 end)
-
-T.done()

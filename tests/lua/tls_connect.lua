@@ -3,8 +3,6 @@
 -- client certificates (also with an encrypted key), and the argument errors.
 -- TLS failures happen in the handshake on the loop, so they are observed as
 -- on_connect_fail and client:last_error() words.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -224,5 +222,3 @@ test("tls_set twice raises; tls_insecure_set before tls_set raises", function(t)
 	t:raises(function() c:tls_set(cert("ca.crt")) end, "SSL/TLS has already been configured")
 	t:raises(function() c:tls_insecure_set("yes") end, "boolean expected")
 end)
-
-T.done()
