@@ -71,6 +71,7 @@ static void client_close(struct client *c)
 	}
 	client_set_string(&c->client_id, NULL);
 	client_set_string(&c->transport, NULL);
+	client_transport_close(c);
 	client_set_string(&c->host, NULL);
 	client_set_string(&c->bind_address, NULL);
 	client_set_string(&c->username, NULL);
@@ -182,9 +183,6 @@ int client_new(lua_State *L)
 	mqlua_named_args(L, 1, names);
 	lua_settop(L, 9);
 	int proto = check_protocol(L, 4);
-	const char *transport = luaL_optstring(L, 5, "tcp");
-	if (strcmp(transport, "tcp") != 0)
-		luaL_argerror(L, 5, lua_pushfstring(L, "transport '%s' is not supported (use \"tcp\")", transport));
 
 	struct client *c = lua_newuserdatauv(L, sizeof *c, CLIENT_NUV);
 	memset(c, 0, sizeof *c);
@@ -207,7 +205,7 @@ int client_new(lua_State *L)
 	lua_pop(L, 1);
 
 	configure_identity(L, c, 1, 2, proto);   /* may raise: __gc cleans up */
-	client_set_string(&c->transport, transport);
+	client_transport_init(L, c, 5);
 	c->next = client_all;
 	client_all = c;
 	client_outbox_open(L, c, 6);
@@ -355,7 +353,10 @@ static void connect_args(lua_State *L, struct client *c)
 		}
 	}
 	lua_Integer port = luaL_optinteger(L, 3, default_port);
-	luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
+	if (client_transport_is_unix(c))
+		port = 0;   /* host is the socket's path: libmosquitto takes port 0 for that */
+	else
+		luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
 	lua_Integer keepalive = luaL_optinteger(L, 4, 60);
 	/* libmosquitto refuses 1..4 with a bare MOSQ_ERR_INVAL: say so here */
 	luaL_argcheck(L, keepalive == 0 || (keepalive >= 5 && keepalive <= 65535), 4,
@@ -385,10 +386,12 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	loop_timer_stop(loop_default(), &c->reconnect_timer);
 	MQLUA_ENTER(L);
 	errno = 0;
-	int rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
+	int rc = client_transport_prepare(c);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
 	               : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
 	if (rc == MOSQ_ERR_SUCCESS) {
-		if (mqlua_autoattach)
+		if (mqlua_autoattach || client_transport_needs_loop(c))
 			client_attach(c);
 		client_sync_io(c);
 	} else {
@@ -427,9 +430,11 @@ static int l_reconnect(lua_State *L)
 	c->connack_seen = false;
 	MQLUA_ENTER(L);
 	errno = 0;
-	int rc = mosquitto_reconnect(c->mosq);
+	int rc = client_transport_prepare(c);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_reconnect(c->mosq);
 	if (rc == MOSQ_ERR_SUCCESS) {
-		if (mqlua_autoattach)
+		if (mqlua_autoattach || client_transport_needs_loop(c))
 			client_attach(c);   /* disconnect() detached it: attach again, as connect() does */
 		client_sync_io(c);
 	} else {
@@ -742,6 +747,7 @@ void client_open(lua_State *L)
 	if (luaL_newmetatable(L, MQLUA_CLIENT_T)) {
 		luaL_setfuncs(L, meta, 0);
 		luaL_newlib(L, methods);
+		client_transport_open(L);
 		lua_pushcclosure(L, l_index, 1);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "Client");

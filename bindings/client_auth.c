@@ -96,6 +96,10 @@ int client_tls_set(lua_State *L)
 	client_wipe_string(&c->tls_keyfile_password);
 	if (password)
 		c->tls_keyfile_password = strdup(password);
+	if (client_transport_tls_set(c, ca, cert, key, (int)reqs, version, ciphers)) {
+		c->tls = true;   /* the WebSocket relay does TLS: libmosquitto must not */
+		return 0;
+	}
 	int rc;
 	if (ca) {
 		rc = mosquitto_tls_set(c->mosq, ca, NULL, cert, key, tls_password_cb);
@@ -121,7 +125,8 @@ int client_tls_insecure_set(lua_State *L)
 	bool insecure = lua_toboolean(L, 2);
 	if (!c->tls)
 		return luaL_error(L, "Must configure SSL context before using tls_insecure_set.");
-	mosquitto_tls_insecure_set(c->mosq, insecure);
+	if (!client_transport_tls_insecure_set(c, insecure))
+		mosquitto_tls_insecure_set(c->mosq, insecure);
 	if (insecure)
 		log_warn("client \"%s\": TLS hostname verification is disabled (tls_insecure_set)", c->client_id);
 	return 0;
