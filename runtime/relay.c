@@ -346,7 +346,7 @@ static void connect_next(struct session *s)
 		err = errno;
 		close(fd);
 	}
-	snprintf(s->r->error, sizeof s->r->error, "cannot connect to %s:%d: %s", s->host, s->port, strerror(err));
+	snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err));
 	session_fail(s, err == ECONNREFUSED ? 5 : err == ENETUNREACH ? 3 : 4);
 }
 
@@ -680,8 +680,7 @@ static void up_cb(struct loop_io *io, short revents)
 			if (s->addr) {
 				connect_next(s);
 			} else {
-				snprintf(s->r->error, sizeof s->r->error, "cannot connect to %s:%d: %s", s->host, s->port,
-				         strerror(err ? err : ECONNREFUSED));
+				snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err ? err : ECONNREFUSED));
 				session_fail(s, err == ECONNREFUSED ? 5 : 4);
 			}
 		}
