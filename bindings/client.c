@@ -261,9 +261,11 @@ static int l_tostring(lua_State *L)
 		lua_pushliteral(L, "mqlua.Client(closed)");
 		return 1;
 	}
-	if (c->host)
-		lua_pushfstring(L, "mqlua.Client(\"%s\", %s:%d, %s)", c->client_id, c->host, c->port,
-		                c->connected ? "connected" : "disconnected");
+	const char *state = c->connected ? "connected" : "disconnected";
+	if (c->host && client_transport_is_unix(c))
+		lua_pushfstring(L, "mqlua.Client(\"%s\", unix:%s, %s)", c->client_id, c->host, state);
+	else if (c->host)
+		lua_pushfstring(L, "mqlua.Client(\"%s\", %s:%d, %s)", c->client_id, c->host, c->port, state);
 	else
 		lua_pushfstring(L, "mqlua.Client(\"%s\", not connected)", c->client_id);
 	return 1;

@@ -132,6 +132,7 @@ bool client_transport_describe(struct client *c, int rc, int err)
 		         err ? strerror(err) : "connection failed");
 		return true;
 	case MOSQ_ERR_PROXY:
+	case MOSQ_ERR_NO_CONN:   /* libmosquitto's answer to "connection refused" from the proxy */
 		snprintf(b, n, "the SOCKS5 proxy %s:%d could not connect to %s:%d", t->proxy_host, t->proxy_port,
 		         c->host ? c->host : "?", c->port);
 		return true;
