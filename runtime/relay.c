@@ -6,81 +6,27 @@
  * upgrade; then frames both ways until one side closes. The SOCKS5 success
  * reply is sent only once the WebSocket is open, so any failure before that
  * reaches libmosquitto as a failed connection attempt, with the words kept
- * in relay_error().
+ * in relay_error(). This file has the relay, a session's life and the
+ * SOCKS5 side; relay_up.c the broker's side.
  */
-#include "runtime/relay.h"
-#include "runtime/loop.h"
-#include "runtime/websocket.h"
+#include "runtime/relay_session.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* Each direction buffers at most this much; reading stops when it is full. */
-#define BUF_CAP (256 * 1024)
-/* A session closing on its own sends what it still has for this long at most. */
-#define DRAIN_TIMEOUT 5.0
-
-struct buf {
-	unsigned char *p;
-	size_t len;
-};
-
-enum state { S_HELLO, S_AUTH, S_REQUEST, S_CONNECTING, S_TLS, S_UPGRADE, S_OPEN, S_DRAIN };
-
-struct session {
-	struct relay *r;
-	struct session *next;
-	enum state st;
-	bool failed;                 /* sending its last words to libmosquitto, then closed */
-	int down_fd, up_fd;          /* libmosquitto's side, the broker's side */
-	struct loop_io down_io, up_io;
-	struct loop_timer drain_timer;
-	SSL *ssl;
-	bool ssl_want_write;
-	struct addrinfo *addrs, *addr;
-	char host[256];
-	int port;
-	char key[WS_KEY_LEN + 1];
-	struct buf from_down, to_up, from_up, to_down;
-	struct ws_header frame;      /* the data frame whose payload is being passed on */
-	uint64_t frame_left;
-	bool in_message;             /* a fragmented message is under way */
-};
-
-struct relay {
-	int listen_fd;
-	int port;
-	struct loop_io listen_io;
-	char user[33], password[33];
-	char *path;
-	char **headers;
-	int nheaders;
-	SSL_CTX *ssl_ctx;            /* NULL: plain ws */
-	char *keyfile_password;
-	int cert_reqs;
-	bool insecure;
-	char error[400];
-	struct session *sessions;
-};
 
 static void session_pump(struct session *s);
 
 /* ---- small helpers ---- */
 
-static void set_error(struct relay *r, const char *fmt, const char *a, const char *b)
+void set_error(struct relay *r, const char *fmt, const char *a, const char *b)
 {
 	snprintf(r->error, sizeof r->error, fmt, a, b);
 }
@@ -102,27 +48,7 @@ static int buf_init(struct buf *b, size_t cap)
 	return b->p ? 0 : -1;
 }
 
-static void buf_consume(struct buf *b, size_t n)
-{
-	memmove(b->p, b->p + n, b->len - n);
-	b->len -= n;
-}
 
-static size_t up_space(const struct buf *b) { return BUF_CAP - b->len; }
-
-/* The last OpenSSL error (or the certificate check that failed) in words. */
-static void tls_error(struct session *s)
-{
-	long verify = s->ssl ? SSL_get_verify_result(s->ssl) : X509_V_OK;
-	unsigned long e = ERR_peek_last_error();
-	char why[256] = "handshake failed";
-	if (verify != X509_V_OK)
-		snprintf(why, sizeof why, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
-	else if (e)
-		ERR_error_string_n(e, why, sizeof why);
-	ERR_clear_error();
-	set_error(s->r, "TLS error: %s%s", why, "");
-}
 
 /* ---- the two sockets ---- */
 
@@ -135,57 +61,6 @@ static int write_down(struct session *s)
 	return n < 0 && errno != EAGAIN && errno != EINTR ? -1 : (int)(n > 0);
 }
 
-/* Sends what it can of to_up to the broker. Returns > 0 on progress, 0 when
- * it must wait, -1 on an error. */
-static int write_up(struct session *s)
-{
-	if (!s->ssl) {
-		ssize_t n = send(s->up_fd, s->to_up.p, s->to_up.len, MSG_NOSIGNAL);
-		if (n > 0)
-			buf_consume(&s->to_up, (size_t)n);
-		return n < 0 && errno != EAGAIN && errno != EINTR ? -1 : (int)(n > 0);
-	}
-	s->ssl_want_write = false;
-	int n = SSL_write(s->ssl, s->to_up.p, (int)(s->to_up.len > 1 << 20 ? 1 << 20 : s->to_up.len));
-	if (n > 0) {
-		buf_consume(&s->to_up, (size_t)n);
-		return 1;
-	}
-	int e = SSL_get_error(s->ssl, n);
-	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-		s->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
-		return 0;
-	}
-	return -1;
-}
-
-/* Reads from the broker into dst. Returns the count, 0 when it must wait,
- * -1 at the end of the stream or on an error (errno 0 for a clean end). */
-static ssize_t read_up(struct session *s, void *dst, size_t n)
-{
-	if (!s->ssl) {
-		ssize_t got = recv(s->up_fd, dst, n, 0);
-		if (got > 0)
-			return got;
-		if (got < 0 && (errno == EAGAIN || errno == EINTR))
-			return 0;
-		if (got == 0)
-			errno = 0;
-		return -1;
-	}
-	int got = SSL_read(s->ssl, dst, (int)n);
-	if (got > 0)
-		return got;
-	int e = SSL_get_error(s->ssl, got);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
-		return 0;
-	}
-	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && got == 0))
-		errno = 0;
-	ERR_clear_error();
-	return -1;
-}
 
 /* ---- a session's end ---- */
 
@@ -239,7 +114,7 @@ static void drain_timeout(struct loop_timer *t)
  * what is queued for it), libmosquitto's once it has what is queued for it.
  * Before the WebSocket is open, libmosquitto gets a SOCKS5 failure reply
  * (`socks_rep`). The words, if any, are kept in relay_error(). */
-static void session_fail(struct session *s, int socks_rep)
+void session_fail(struct session *s, int socks_rep)
 {
 	if (s->up_fd >= 0 && s->to_up.len && s->st >= S_UPGRADE)
 		write_up(s);
@@ -262,8 +137,6 @@ static void reply_down(struct session *s, const void *p, size_t n)
 	memcpy(s->to_down.p + s->to_down.len, p, n);
 	s->to_down.len += n;
 }
-
-static void start_connect(struct session *s);
 
 /* Handles what libmosquitto sent so far in S_HELLO / S_AUTH / S_REQUEST. */
 static void socks_step(struct session *s)
@@ -320,219 +193,6 @@ static void socks_step(struct session *s)
 	start_connect(s);
 }
 
-/* ---- the broker's side ---- */
-
-/* Tries s->addr and the addresses after it until a connect is under way. */
-static void connect_next(struct session *s)
-{
-	struct loop *loop = loop_default();
-	int err = ECONNREFUSED;
-	for (; s->addr; s->addr = s->addr->ai_next) {
-		int fd = socket(s->addr->ai_family, s->addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		                s->addr->ai_protocol);
-		if (fd < 0) {
-			err = errno;
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (connect(fd, s->addr->ai_addr, s->addr->ai_addrlen) == 0 || errno == EINPROGRESS) {
-			s->up_fd = fd;
-			loop_io_init(&s->up_io, fd, s->up_io.cb, s);
-			s->up_io.ref = false;
-			loop_io_start(loop, &s->up_io, POLLOUT);
-			return;
-		}
-		err = errno;
-		close(fd);
-	}
-	snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err));
-	session_fail(s, err == ECONNREFUSED ? 5 : err == ENETUNREACH ? 3 : 4);
-}
-
-static void start_connect(struct session *s)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	char port[16];
-	snprintf(port, sizeof port, "%d", s->port);
-	s->st = S_CONNECTING;
-	int rc = getaddrinfo(s->host, port, &hints, &s->addrs);
-	if (rc != 0) {
-		set_error(s->r, "cannot resolve host '%s': %s", s->host, gai_strerror(rc));
-		session_fail(s, 4);
-		return;
-	}
-	s->addr = s->addrs;
-	connect_next(s);
-}
-
-static void send_upgrade(struct session *s)
-{
-	struct relay *r = s->r;
-	ws_make_key(s->key);
-	size_t n = ws_request((char *)s->to_up.p, BUF_CAP, s->host, s->port, r->ssl_ctx != NULL,
-	                      r->path ? r->path : "/mqtt", (const char *const *)r->headers, r->nheaders, s->key);
-	if (n == 0) {
-		set_error(r, "WebSocket upgrade: the request headers are too long%s%s", "", "");
-		session_fail(s, 1);
-		return;
-	}
-	s->to_up.len = n;
-	s->st = S_UPGRADE;
-}
-
-/* The TCP connection to the broker is up: TLS next, or the upgrade. */
-static void connected_up(struct session *s)
-{
-	struct relay *r = s->r;
-	if (!r->ssl_ctx) {
-		send_upgrade(s);
-		return;
-	}
-	s->ssl = SSL_new(r->ssl_ctx);
-	if (!s->ssl) {
-		tls_error(s);
-		session_fail(s, 1);
-		return;
-	}
-	SSL_set_fd(s->ssl, s->up_fd);
-	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	unsigned char ip[16];
-	bool literal = inet_pton(AF_INET, s->host, ip) == 1 || inet_pton(AF_INET6, s->host, ip) == 1;
-	if (!literal)
-		SSL_set_tlsext_host_name(s->ssl, s->host);
-	if (r->cert_reqs != 0 && !r->insecure) {
-		X509_VERIFY_PARAM *param = SSL_get0_param(s->ssl);
-		if (literal)
-			X509_VERIFY_PARAM_set1_ip_asc(param, s->host);
-		else
-			X509_VERIFY_PARAM_set1_host(param, s->host, 0);
-	}
-	s->st = S_TLS;
-}
-
-static void tls_step(struct session *s)
-{
-	s->ssl_want_write = false;
-	int rc = SSL_connect(s->ssl);
-	if (rc == 1) {
-		send_upgrade(s);
-		return;
-	}
-	int e = SSL_get_error(s->ssl, rc);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
-		return;
-	}
-	tls_error(s);
-	session_fail(s, 1);
-}
-
-/* Queues a control frame (pong or close) for the broker, masked. */
-static bool queue_control(struct session *s, int opcode, const unsigned char *payload, size_t len)
-{
-	if (up_space(&s->to_up) < WS_MAX_HEADER + len)
-		return false;
-	unsigned char mask[4];
-	RAND_bytes(mask, 4);
-	unsigned char *out = s->to_up.p + s->to_up.len;
-	size_t h = ws_frame_header(out, opcode, len, mask);
-	for (size_t i = 0; i < len; i++)
-		out[h + i] = payload[i] ^ mask[i & 3];
-	s->to_up.len += h + len;
-	return true;
-}
-
-/* Passes on what the broker sent, as far as libmosquitto's buffer allows. */
-static void frames_step(struct session *s)
-{
-	struct buf *in = &s->from_up, *out = &s->to_down;
-	while (in->len && !s->failed) {
-		if (s->frame_left) {
-			size_t n = in->len;
-			if (n > s->frame_left)
-				n = (size_t)s->frame_left;
-			if (n > BUF_CAP - out->len)
-				n = BUF_CAP - out->len;
-			if (n == 0)
-				return;
-			memcpy(out->p + out->len, in->p, n);
-			out->len += n;
-			buf_consume(in, n);
-			s->frame_left -= n;
-			continue;
-		}
-		struct ws_header h;
-		size_t hl = ws_parse_header(in->p, in->len, &h);
-		if (hl == 0)
-			return;
-		const char *bad = NULL;
-		if (h.masked)
-			bad = "a masked frame from the server";
-		else if (h.opcode >= WS_OP_CLOSE && (h.len > 125 || !h.fin))
-			bad = "a fragmented or long control frame";
-		else if (h.opcode == WS_OP_TEXT)
-			bad = "a text frame (MQTT needs binary frames)";
-		else if ((h.opcode == WS_OP_CONT) != s->in_message && h.opcode < WS_OP_CLOSE)
-			bad = "a continuation frame out of place";
-		else if (h.opcode > WS_OP_PONG || (h.opcode > WS_OP_BINARY && h.opcode < WS_OP_CLOSE))
-			bad = "an unknown opcode";
-		if (bad) {
-			set_error(s->r, "WebSocket protocol error: the broker sent %s%s", bad, "");
-			queue_control(s, WS_OP_CLOSE, (const unsigned char *)"\x03\xea", 2);   /* 1002 */
-			session_fail(s, 1);
-			return;
-		}
-		if (h.opcode < WS_OP_CLOSE) {
-			s->in_message = !h.fin;
-			s->frame_left = h.len;
-			buf_consume(in, hl);
-			continue;
-		}
-		if (in->len < hl + h.len)
-			return;
-		const unsigned char *payload = in->p + hl;
-		if (h.opcode == WS_OP_PING) {
-			if (!queue_control(s, WS_OP_PONG, payload, (size_t)h.len))
-				return;   /* no room for the pong yet */
-		} else if (h.opcode == WS_OP_CLOSE) {
-			char code[64] = "";
-			if (h.len >= 2)
-				snprintf(code, sizeof code, " (code %d)", payload[0] << 8 | payload[1]);
-			set_error(s->r, "WebSocket closed by the broker%s%s", code, "");
-			queue_control(s, WS_OP_CLOSE, payload, h.len >= 2 ? 2 : 0);
-			session_fail(s, 1);
-			return;
-		}
-		buf_consume(in, hl + (size_t)h.len);
-	}
-}
-
-/* Frames what libmosquitto wrote as one binary frame for the broker. */
-static int read_down_framed(struct session *s)
-{
-	size_t room = up_space(&s->to_up);
-	if (room < WS_MAX_HEADER + 512)
-		return 0;
-	size_t want = room - WS_MAX_HEADER;
-	if (want > 65536)
-		want = 65536;
-	unsigned char *out = s->to_up.p + s->to_up.len;
-	/* read behind the largest header, then move the payload up to the real one */
-	ssize_t n = recv(s->down_fd, out + WS_MAX_HEADER, want, 0);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -1;
-	if (n == 0)
-		return -1;
-	unsigned char mask[4];
-	RAND_bytes(mask, 4);
-	size_t h = ws_frame_header(out, WS_OP_BINARY, (uint64_t)n, mask);
-	memmove(out + h, out + WS_MAX_HEADER, (size_t)n);
-	for (ssize_t i = 0; i < n; i++)
-		out[h + (size_t)i] ^= mask[i & 3];
-	s->to_up.len += h + (size_t)n;
-	return 1;
-}
 
 /* libmosquitto closed its side: say goodbye to the broker, then end. */
 static void down_closed(struct session *s)
@@ -669,21 +329,9 @@ static void up_cb(struct loop_io *io, short revents)
 		socklen_t len = sizeof err;
 		if (getsockopt(s->up_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			err = errno;
-		if (err == 0 && !(revents & POLLERR)) {
-			loop_io_stop(loop_default(), &s->up_io);
-			connected_up(s);
-		} else {
-			loop_io_stop(loop_default(), &s->up_io);
-			close(s->up_fd);
-			s->up_fd = -1;
-			s->addr = s->addr->ai_next;
-			if (s->addr) {
-				connect_next(s);
-			} else {
-				snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err ? err : ECONNREFUSED));
-				session_fail(s, err == ECONNREFUSED ? 5 : 4);
-			}
-		}
+		if (err == 0 && (revents & POLLERR))
+			err = ECONNREFUSED;
+		connect_result(s, err);
 	}
 	session_pump(s);
 }
