@@ -153,6 +153,35 @@ test("wss:// with the wrong CA is refused; a wrong hostname too unless tls_insec
 	wrong:stop()
 end)
 
+test("disconnect() over ws closes cleanly (no will); a killed mqlua's will is published", function(t)
+	local w, seen = watcher(t, "ws-watch-will", "ws5/#")
+	local c = ws_client("ws-will")
+	c:will_set("ws5/will", "gone", 1)
+	connected_ws(t, c)
+	c:publish("ws5/last", "bye", 1)
+	c:disconnect()
+	t:ok(T.wait_until(function() return #seen >= 1 end), "the last message arrived")
+	mqtt.sleep(0.5)
+	t:eq(payloads(seen), { "bye" }, "no will after a clean disconnect")
+	-- a process that dies: the broker sees the connection drop, not a DISCONNECT
+	local script = T.tmpdir() .. "/will.lua"
+	local f = assert(io.open(script, "w"))
+	f:write(string.format([[
+local mqtt = require "mqlua"
+local c = mqtt.Client{client_id = "ws-will2", transport = "websockets"}
+c:will_set("ws5/will", "gone", 1)
+c.on_connect = function() print("connected"); io.stdout:flush() end
+c:connect("127.0.0.1", %d)
+]], ports.ws))
+	f:close()
+	local p = spawn.start(T.mqlua() .. " '" .. script .. "'", "connected")
+	os.execute("kill -9 " .. p.pid)
+	t:ok(T.wait_until(function() return #seen == 2 end), "the will was published")
+	t:eq(payloads(seen), { "bye", "gone" }, "will payload")
+	p:stop()
+	w:disconnect()
+end)
+
 test("the client reconnects over ws after the broker restarts", function(t)
 	local c = ws_client("ws-restart")
 	c:reconnect_delay_set(0.2, 0.5)
