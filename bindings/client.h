@@ -155,7 +155,7 @@ bool client_transport_needs_loop(struct client *c);
 int client_transport_prepare(struct client *c);
 /* tls_set / tls_insecure_set for a websockets client (the relay does TLS, not
  * libmosquitto): false when c is not one. */
-bool client_transport_tls_set(struct client *c, const char *ca, const char *cert, const char *key, int cert_reqs,
+bool client_transport_tls_set(lua_State *L, struct client *c, const char *ca, const char *cert, const char *key, int cert_reqs,
                               const char *version, const char *ciphers);
 bool client_transport_tls_insecure_set(struct client *c, bool insecure);
 /* Writes words for rc to c->last_error when the transport knows better

@@ -96,7 +96,7 @@ int client_tls_set(lua_State *L)
 	client_wipe_string(&c->tls_keyfile_password);
 	if (password)
 		c->tls_keyfile_password = strdup(password);
-	if (client_transport_tls_set(c, ca, cert, key, (int)reqs, version, ciphers)) {
+	if (client_transport_tls_set(L, c, ca, cert, key, (int)reqs, version, ciphers)) {
 		c->tls = true;   /* the WebSocket relay does TLS: libmosquitto must not */
 		return 0;
 	}

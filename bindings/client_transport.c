@@ -87,7 +87,7 @@ int client_transport_prepare(struct client *c)
 	return MOSQ_ERR_SUCCESS;
 }
 
-bool client_transport_tls_set(struct client *c, const char *ca, const char *cert, const char *key, int cert_reqs,
+bool client_transport_tls_set(lua_State *L, struct client *c, const char *ca, const char *cert, const char *key, int cert_reqs,
                               const char *version, const char *ciphers)
 {
 	struct client_transport *t = tp(c);
@@ -96,7 +96,7 @@ bool client_transport_tls_set(struct client *c, const char *ca, const char *cert
 	struct relay_tls o = { .ca_certs = ca, .certfile = cert, .keyfile = key, .cert_reqs = cert_reqs,
 	                       .tls_version = version, .ciphers = ciphers, .keyfile_password = c->tls_keyfile_password };
 	if (relay_set_tls(t->relay, &o) != 0)
-		luaL_error(c->L, "tls_set: the certificates, key or ciphers cannot be used");
+		luaL_error(L, "tls_set: the certificates, key or ciphers cannot be used");
 	return true;
 }
 
