@@ -279,7 +279,9 @@ static void session_pump(struct session *s)
 				s->from_up.len += (size_t)n;
 				progress = 1;
 			} else if (n < 0) {
-				if (s->st == S_UPGRADE)
+				if (n == -2)
+					;   /* tls_error() said why */
+				else if (s->st == S_UPGRADE)
 					set_error(s->r, "WebSocket upgrade: the server closed the connection%s%s", "", "");
 				else
 					set_error(s->r, "WebSocket connection lost%s%s", errno ? ": " : "", errno ? strerror(errno) : "");

@@ -89,7 +89,8 @@ void connect_result(struct session *s, int err);
 void tls_step(struct session *s);
 /* Sends what it can of to_up: > 0 on progress, 0 to wait, -1 on an error. */
 int write_up(struct session *s);
-/* Reads from the broker: the count, 0 to wait, -1 at the end (errno 0) or on an error. */
+/* Reads from the broker: the count, 0 to wait, -1 at the end (errno 0) or on an
+ * error, -2 on a TLS error (its words already set). */
 ssize_t read_up(struct session *s, void *dst, size_t n);
 /* Queues a masked control frame for the broker; false when there is no room yet. */
 bool queue_control(struct session *s, int opcode, const unsigned char *payload, size_t len);

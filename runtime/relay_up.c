@@ -58,7 +58,8 @@ int write_up(struct session *s)
 }
 
 /* Reads from the broker into dst. Returns the count, 0 when it must wait,
- * -1 at the end of the stream or on an error (errno 0 for a clean end). */
+ * -1 at the end of the stream or on an error (errno 0 for a clean end), -2
+ * on a TLS error (its words already in relay_error()). */
 ssize_t read_up(struct session *s, void *dst, size_t n)
 {
 	if (!s->ssl) {
@@ -78,6 +79,10 @@ ssize_t read_up(struct session *s, void *dst, size_t n)
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		s->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
 		return 0;
+	}
+	if (e == SSL_ERROR_SSL) {
+		tls_error(s);   /* e.g. the server's alert: it wanted a client certificate */
+		return -2;
 	}
 	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && got == 0))
 		errno = 0;

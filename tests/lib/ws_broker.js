@@ -5,6 +5,7 @@
 //
 //   node tests/lib/ws_broker.js --ws PORT [--wss PORT --cert F --key F]
 //        [--tcp PORT] [--path /mqtt] [--log FILE] [--fragment N] [--ping MS]
+//        [--client-ca F]
 //
 // --path      upgrades to any other path are refused with HTTP 404
 // --log       one JSON line per upgrade request: {"path", "headers"}, and
@@ -12,6 +13,7 @@
 // --fragment  the broker's messages go out in frames of at most N bytes
 //             (a binary frame, then continuation frames)
 // --ping      the server pings every client every MS milliseconds
+// --client-ca wss clients must present a certificate signed by this CA
 // Prints "ready" on stdout once every listener is up.
 'use strict'
 
@@ -89,7 +91,9 @@ if (opts.ws) {
   listen(s, opts.ws)
 }
 if (opts.wss) {
-  const s = https.createServer({ cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) },
+  const tls = { cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) }
+  if (opts['client-ca']) Object.assign(tls, { ca: fs.readFileSync(opts['client-ca']), requestCert: true, rejectUnauthorized: true })
+  const s = https.createServer(tls,
     (req, res) => { res.writeHead(426); res.end() })
   s.on('upgrade', upgrade)
   listen(s, opts.wss)
