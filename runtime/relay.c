@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -26,9 +27,12 @@ static void session_pump(struct session *s);
 
 /* ---- small helpers ---- */
 
-void set_error(struct relay *r, const char *fmt, const char *a, const char *b)
+void set_error(struct relay *r, const char *fmt, ...)
 {
-	snprintf(r->error, sizeof r->error, fmt, a, b);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof r->error, fmt, ap);
+	va_end(ap);
 }
 
 static void random_hex(char *out, size_t nbytes)
@@ -176,7 +180,7 @@ static void socks_step(struct session *s)
 		return;
 	size_t alen = p[3] == 1 ? 4 : p[3] == 4 ? 16 : p[3] == 3 ? 1u + p[4] : 0;
 	if (p[0] != 5 || p[1] != 1 || alen == 0) {
-		set_error(s->r, "WebSocket relay: unexpected SOCKS5 request%s%s", "", "");
+		set_error(s->r, "WebSocket relay: unexpected SOCKS5 request");
 		session_fail(s, 7);
 		return;
 	}
@@ -252,7 +256,7 @@ static void session_pump(struct session *s)
 		if (s->up_fd >= 0 && s->to_up.len && s->st >= S_UPGRADE) {
 			int rc = write_up(s);
 			if (rc < 0) {
-				set_error(s->r, "WebSocket connection lost while sending: %s%s", strerror(errno), "");
+				set_error(s->r, "WebSocket connection lost while sending: %s", strerror(errno));
 				session_fail(s, 1);
 			}
 			progress |= rc > 0;
@@ -282,7 +286,7 @@ static void session_pump(struct session *s)
 				if (n == -2)
 					;   /* tls_error() said why */
 				else if (s->st == S_UPGRADE)
-					set_error(s->r, "WebSocket upgrade: the server closed the connection%s%s", "", "");
+					set_error(s->r, "WebSocket upgrade: the server closed the connection");
 				else
 					set_error(s->r, "WebSocket connection lost%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
 				session_fail(s, 1);
@@ -292,7 +296,7 @@ static void session_pump(struct session *s)
 			char err[300];
 			long head = ws_check_response((const char *)s->from_up.p, s->from_up.len, s->key, err, sizeof err);
 			if (head < 0) {
-				set_error(s->r, "%s%s", err, "");
+				set_error(s->r, "%s", err);
 				session_fail(s, 1);
 			} else if (head > 0) {
 				buf_consume(&s->from_up, (size_t)head);

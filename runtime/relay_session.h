@@ -73,8 +73,9 @@ static inline void buf_consume(struct buf *b, size_t n)
 static inline size_t up_space(const struct buf *b) { return BUF_CAP - b->len; }
 
 /* relay.c */
-/* Sets relay_error() to fmt with a and b (both strings). */
-void set_error(struct relay *r, const char *fmt, const char *a, const char *b);
+/* Sets the words relay_error() returns, printf-style. */
+__attribute__((format(printf, 2, 3)))
+void set_error(struct relay *r, const char *fmt, ...);
 /* Ends the session; before the WebSocket is open, libmosquitto gets SOCKS5
  * failure reply socks_rep. */
 void session_fail(struct session *s, int socks_rep);

@@ -30,7 +30,7 @@ static void tls_error(struct session *s)
 	else if (e)
 		ERR_error_string_n(e, why, sizeof why);
 	ERR_clear_error();
-	set_error(s->r, "TLS error: %s%s", why, "");
+	set_error(s->r, "TLS error: %s", why);
 }
 
 /* Sends what it can of to_up to the broker. Returns > 0 on progress, 0 when
@@ -116,7 +116,7 @@ static void connect_next(struct session *s)
 		err = errno;
 		close(fd);
 	}
-	snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err));
+	set_error(s->r, "%s", strerror(err));
 	session_fail(s, err == ECONNREFUSED ? 5 : err == ENETUNREACH ? 3 : 4);
 }
 
@@ -143,7 +143,7 @@ static void send_upgrade(struct session *s)
 	size_t n = ws_request((char *)s->to_up.p, BUF_CAP, s->host, s->port, r->ssl_ctx != NULL,
 	                      r->path ? r->path : "/mqtt", (const char *const *)r->headers, r->nheaders, s->key);
 	if (n == 0) {
-		set_error(r, "WebSocket upgrade: the request headers are too long%s%s", "", "");
+		set_error(r, "WebSocket upgrade: the request headers are too long");
 		session_fail(s, 1);
 		return;
 	}
@@ -195,7 +195,7 @@ void connect_result(struct session *s, int err)
 		connect_next(s);
 		return;
 	}
-	snprintf(s->r->error, sizeof s->r->error, "%s", strerror(err));
+	set_error(s->r, "%s", strerror(err));
 	session_fail(s, err == ECONNREFUSED ? 5 : 4);
 }
 
@@ -266,7 +266,7 @@ void frames_step(struct session *s)
 		else if (h.opcode > WS_OP_PONG || (h.opcode > WS_OP_BINARY && h.opcode < WS_OP_CLOSE))
 			bad = "an unknown opcode";
 		if (bad) {
-			set_error(s->r, "WebSocket protocol error: the broker sent %s%s", bad, "");
+			set_error(s->r, "WebSocket protocol error: the broker sent %s", bad);
 			queue_control(s, WS_OP_CLOSE, (const unsigned char *)"\x03\xea", 2);   /* 1002 */
 			session_fail(s, 1);
 			return;
@@ -287,7 +287,7 @@ void frames_step(struct session *s)
 			char code[64] = "";
 			if (h.len >= 2)
 				snprintf(code, sizeof code, " (code %d)", payload[0] << 8 | payload[1]);
-			set_error(s->r, "WebSocket closed by the broker%s%s", code, "");
+			set_error(s->r, "WebSocket closed by the broker%s", code);
 			queue_control(s, WS_OP_CLOSE, payload, h.len >= 2 ? 2 : 0);
 			session_fail(s, 1);
 			return;
