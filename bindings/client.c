@@ -391,7 +391,7 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	int rc = client_transport_prepare(c);
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = async ? mosquitto_connect_bind_async(c->mosq, c->host, c->port, c->keepalive, c->bind_address)
-	               : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
+		           : mosquitto_connect_bind(c->mosq, c->host, c->port, c->keepalive, c->bind_address);
 	if (rc == MOSQ_ERR_SUCCESS) {
 		if (mqlua_autoattach || client_transport_needs_loop(c))
 			client_attach(c);

@@ -96,6 +96,8 @@ int client_tls_set(lua_State *L)
 	client_wipe_string(&c->tls_keyfile_password);
 	if (password)
 		c->tls_keyfile_password = strdup(password);
+	if (reqs == 0)
+		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
 	if (client_transport_tls_set(L, c, ca, cert, key, (int)reqs, version, ciphers)) {
 		c->tls = true;   /* the WebSocket relay does TLS: libmosquitto must not */
 		return 0;
@@ -111,8 +113,6 @@ int client_tls_set(lua_State *L)
 		rc = mosquitto_tls_opts_set(c->mosq, reqs == 0 ? 0 : 1, version, ciphers);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "tls_set: %s", mosquitto_strerror(rc));
-	if (reqs == 0)
-		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
 	c->tls = true;
 	return 0;
 }

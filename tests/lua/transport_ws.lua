@@ -124,7 +124,7 @@ test("wss://: connect and publish with tls_set's CA; the hostname is checked", f
 	w:disconnect()
 end)
 
-test("wss:// with the wrong CA is refused; a wrong hostname too unless tls_insecure_set(true)", function(t)
+test("wss:// with the wrong CA is refused; a wrong hostname too unless tls_insecure_set(true) or CERT_NONE", function(t)
 	local c = ws_client("wss-badca")
 	c:tls_set(certs .. "/other-ca.crt")
 	c:reconnect_delay_set(5, 5)
@@ -150,6 +150,10 @@ test("wss:// with the wrong CA is refused; a wrong hostname too unless tls_insec
 	i:tls_insecure_set(true)
 	connected_ws(t, i, "localhost", port)
 	i:disconnect()
+	local n = ws_client("wss-noverify")
+	n:tls_set{ ca_certs = certs .. "/other-ca.crt", cert_reqs = mqtt.CERT_NONE }
+	connected_ws(t, n, "localhost", port)
+	n:disconnect()
 	wrong:stop()
 end)
 
