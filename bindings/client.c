@@ -74,6 +74,7 @@ static void client_close(struct client *c)
 	}
 	client_set_string(&c->client_id, NULL);
 	client_set_string(&c->transport, NULL);
+	client_transport_close(c);
 	client_set_string(&c->host, NULL);
 	client_set_string(&c->bind_address, NULL);
 	client_set_string(&c->username, NULL);
@@ -192,9 +193,6 @@ int client_new(lua_State *L)
 	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
 		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
-	const char *transport = luaL_optstring(L, 5, "tcp");
-	if (strcmp(transport, "tcp") != 0)
-		luaL_argerror(L, 5, lua_pushfstring(L, "transport '%s' is not supported (use \"tcp\")", transport));
 
 	struct client *c = lua_newuserdatauv(L, sizeof *c, CLIENT_NUV);
 	memset(c, 0, sizeof *c);
@@ -218,7 +216,7 @@ int client_new(lua_State *L)
 	lua_pop(L, 1);
 
 	configure_identity(L, c, 1, 2, proto);   /* may raise: __gc cleans up */
-	client_set_string(&c->transport, transport);
+	client_transport_init(L, c, 5);
 	c->next = client_all;
 	client_all = c;
 	client_outbox_open(L, c, 6);
@@ -276,9 +274,11 @@ static int l_tostring(lua_State *L)
 		lua_pushliteral(L, "mqlua.Client(closed)");
 		return 1;
 	}
-	if (c->host)
-		lua_pushfstring(L, "mqlua.Client(\"%s\", %s:%d, %s)", c->client_id, c->host, c->port,
-		                c->connected ? "connected" : "disconnected");
+	const char *state = c->connected ? "connected" : "disconnected";
+	if (c->host && client_transport_is_unix(c))
+		lua_pushfstring(L, "mqlua.Client(\"%s\", unix:%s, %s)", c->client_id, c->host, state);
+	else if (c->host)
+		lua_pushfstring(L, "mqlua.Client(\"%s\", %s:%d, %s)", c->client_id, c->host, c->port, state);
 	else
 		lua_pushfstring(L, "mqlua.Client(\"%s\", not connected)", c->client_id);
 	return 1;
@@ -364,7 +364,10 @@ static void connect_args(lua_State *L, struct client *c)
 		client_use_default_broker(c, d);
 	}
 	lua_Integer port = luaL_optinteger(L, 3, default_port);
-	luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
+	if (client_transport_is_unix(c))
+		port = 0;   /* host is the socket's path: libmosquitto takes port 0 for that */
+	else
+		luaL_argcheck(L, port > 0 && port <= 65535, 3, "port must be between 1 and 65535");
 	lua_Integer keepalive = luaL_optinteger(L, 4, 60);
 	/* libmosquitto refuses 1..4 with a bare MOSQ_ERR_INVAL: say so here */
 	luaL_argcheck(L, keepalive == 0 || (keepalive >= 5 && keepalive <= 65535), 4,
@@ -408,7 +411,7 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 	errno = 0;
 	int rc = client_start_connect(c, !async, true);
 	if (rc == MOSQ_ERR_SUCCESS) {
-		if (mqlua_autoattach)
+		if (mqlua_autoattach || client_transport_needs_loop(c))
 			client_attach(c);
 		client_sync_io(c);
 	} else {
@@ -449,7 +452,7 @@ static int l_reconnect(lua_State *L)
 	errno = 0;
 	int rc = client_start_connect(c, true, false);
 	if (rc == MOSQ_ERR_SUCCESS) {
-		if (mqlua_autoattach)
+		if (mqlua_autoattach || client_transport_needs_loop(c))
 			client_attach(c);   /* disconnect() detached it: attach again, as connect() does */
 		client_sync_io(c);
 	} else {
@@ -689,6 +692,7 @@ void client_open(lua_State *L)
 		luaL_setfuncs(L, client_srv_methods, 0);
 		luaL_setfuncs(L, client_hostloop_methods, 0);
 		luaL_setfuncs(L, client_attrs_methods, 0);
+		client_transport_open(L);
 		lua_pushcclosure(L, l_index, 1);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "Client");

@@ -31,6 +31,7 @@ struct client {
 	int protocol;               /* MQTT_PROTOCOL_V31 / V311 / V5 */
 	int callback_api;           /* mqtt.CallbackAPIVersion: 1 (paho 1.x forms) or 2 */
 	char *transport;
+	struct client_transport *transport_state;   /* client_transport.c */
 
 	char *host;                 /* set by connect() */
 	int port;
@@ -203,6 +204,26 @@ int client_queue_depth(lua_State *L);
 int client_queue_oldest_age(lua_State *L);
 int client_dead_letters(lua_State *L);
 int client_max_queued_messages_set(lua_State *L);
+
+/* client_transport.c: websockets, unix sockets, SOCKS5 proxies */
+/* Checks the transport argument at idx and sets c up for it; raises on a bad one. */
+void client_transport_init(lua_State *L, struct client *c, int idx);
+void client_transport_close(struct client *c);
+bool client_transport_is_unix(struct client *c);
+/* True when the client only works on the shared loop (the WebSocket relay runs there). */
+bool client_transport_needs_loop(struct client *c);
+/* Just before a connection attempt: points libmosquitto at the relay or proxy. */
+int client_transport_prepare(struct client *c);
+/* tls_set / tls_insecure_set for a websockets client (the relay does TLS, not
+ * libmosquitto): false when c is not one. */
+bool client_transport_tls_set(lua_State *L, struct client *c, const char *ca, const char *cert, const char *key, int cert_reqs,
+                              const char *version, const char *ciphers);
+bool client_transport_tls_insecure_set(struct client *c, bool insecure);
+/* Writes words for rc to c->last_error when the transport knows better
+ * (the relay's or the proxy's failure); false otherwise. */
+bool client_transport_describe(struct client *c, int rc, int err);
+/* Adds ws_set_options and proxy_set to the method table on top. */
+void client_transport_open(lua_State *L);
 
 /* client_net.c */
 void client_net_init(struct client *c);

@@ -178,6 +178,12 @@ int client_tls_set(lua_State *L)
 	client_wipe_string(&c->tls_keyfile_password);
 	if (password)
 		c->tls_keyfile_password = strdup(password);
+	if (reqs == 0)
+		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
+	if (client_transport_tls_set(L, c, ca, cert, key, (int)reqs, version, ciphers)) {
+		c->tls = true;   /* the WebSocket relay does TLS: libmosquitto must not */
+		return 0;
+	}
 	struct client_tls *t = &c->tls_args;
 	tls_forget(c);
 	client_set_string(&t->ca_certs, ca);
@@ -189,8 +195,6 @@ int client_tls_set(lua_State *L)
 	int rc = tls_apply(c);
 	if (rc != MOSQ_ERR_SUCCESS)
 		return luaL_error(L, "tls_set: %s", mosquitto_strerror(rc));
-	if (reqs == 0)
-		log_warn("client \"%s\": TLS certificate verification is disabled (cert_reqs = CERT_NONE)", c->client_id);
 	c->tls = true;
 	return 0;
 }
@@ -203,8 +207,10 @@ int client_tls_insecure_set(lua_State *L)
 	bool insecure = lua_toboolean(L, 2);
 	if (!c->tls)
 		return luaL_error(L, "Must configure SSL context before using tls_insecure_set.");
-	mosquitto_tls_insecure_set(c->mosq, insecure);
-	c->tls_args.insecure = insecure;
+	if (!client_transport_tls_insecure_set(c, insecure)) {
+		mosquitto_tls_insecure_set(c->mosq, insecure);
+		c->tls_args.insecure = insecure;
+	}
 	if (insecure)
 		log_warn("client \"%s\": TLS hostname verification is disabled (tls_insecure_set)", c->client_id);
 	return 0;
@@ -275,6 +281,9 @@ int client_start_connect(struct client *c, bool blocking, bool first)
 			return rc;
 		remade = true;
 	}
+	int rc = client_transport_prepare(c);   /* the WebSocket relay or a SOCKS5 proxy */
+	if (rc != MOSQ_ERR_SUCCESS)
+		return rc;
 	if (c->connect_props)   /* only the blocking connect of libmosquitto 2.0 sends properties */
 		return mosquitto_connect_bind_v5(c->mosq, c->host, c->port, c->keepalive, c->bind_address,
 		                                 c->connect_props);

@@ -201,6 +201,8 @@ const char *client_describe_rc(struct client *c, int rc)
 		snprintf(b, n, "no CONNACK within connect_timeout (%g s)", c->connect_timeout);
 		return b;
 	}
+	if (client_transport_describe(c, rc, err))
+		return b;
 	/* a TLS alert (e.g. the broker wants a client certificate) ends the
 	 * connection with EPROTO: keep the words libmosquitto logged for it */
 	if ((rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO) && err == EPROTO && c->tls) {

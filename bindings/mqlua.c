@@ -294,6 +294,7 @@ static const struct { const char *name; int value; } constants[] = {
 	{ "MQTT_LOG_DEBUG", MOSQ_LOG_DEBUG },
 	{ "MQTT_CLEAN_START_FIRST_ONLY", 3 },
 	{ "CERT_NONE", 0 }, { "CERT_OPTIONAL", 1 }, { "CERT_REQUIRED", 2 },
+	{ "SOCKS4", 1 }, { "SOCKS5", 2 }, { "HTTP", 3 },   /* proxy_set's proxy_type, as PySocks numbers them */
 	{ NULL, 0 }
 };
 

@@ -171,6 +171,8 @@ static int l_arm(lua_State *L)
 	timeout_timer.ref = false;
 	loop_timer_start(loop_default(), &timeout_timer, s, 0);
 	lua_sethook(L, timeout_hook, LUA_MASKCOUNT, 1000);
+	if (notify_fd >= 0)
+		dprintf(notify_fd, "arm %g\n", s);   /* the parent's own limit follows */
 	return 0;
 }
 
@@ -297,11 +299,15 @@ struct result {
 	int passed, failed;
 };
 
-/* Handles one line from the child; returns true for "done". */
-static bool child_line(char *line, char *current, size_t cap, struct result *r)
+/* Handles one line from the child; returns true for "done". "arm S" sets
+ * *armed_s, the running test's time limit. */
+static bool child_line(char *line, char *current, size_t cap, struct result *r, double *armed_s)
 {
 	int p, f;
-	if (strncmp(line, "start ", 6) == 0) {
+	double s;
+	if (sscanf(line, "arm %lf", &s) == 1) {
+		*armed_s = s;
+	} else if (strncmp(line, "start ", 6) == 0) {
 		snprintf(current, cap, "%s", line + 6);
 	} else if (strcmp(line, "pass") == 0 || strcmp(line, "fail") == 0) {
 		*(line[0] == 'p' ? &r->passed : &r->failed) += 1;
@@ -346,8 +352,8 @@ static struct result run_file(const char *path, const struct options *o)
 	char buf[4096], current[1024] = "";
 	size_t len = 0;
 	bool done = false, killed = false;
-	int64_t limit_ns = (int64_t)((o->timeout + KILL_GRACE_S) * 1e9);
-	int64_t deadline = loop_now_ns() + limit_ns;
+	double armed_s = o->timeout;
+	int64_t deadline = loop_now_ns() + (int64_t)((armed_s + KILL_GRACE_S) * 1e9);
 	for (;;) {
 		int64_t left_ms = (deadline - loop_now_ns()) / 1000000;
 		if (left_ms <= 0) {
@@ -369,14 +375,14 @@ static struct result run_file(const char *path, const struct options *o)
 		char *nl, *start = buf;
 		while ((nl = strchr(start, '\n'))) {
 			*nl = 0;
-			done |= child_line(start, current, sizeof current, &r);
+			done |= child_line(start, current, sizeof current, &r, &armed_s);
 			start = nl + 1;
 		}
 		len = strlen(start);
 		memmove(buf, start, len + 1);
 		if (len == sizeof buf - 1)
 			len = 0;   /* a line too long to be ours */
-		deadline = loop_now_ns() + limit_ns;
+		deadline = loop_now_ns() + (int64_t)((armed_s + KILL_GRACE_S) * 1e9);
 	}
 	close(fds[0]);
 	int status;
@@ -388,7 +394,7 @@ static struct result run_file(const char *path, const struct options *o)
 		r.failed++;
 		printf("not ok - %s: %s\n# timed out after %g s and did not stop (a blocking call?): "
 		       "the file was killed; its later tests did not run\n",
-		       path, current[0] ? current : "code outside a test", o->timeout);
+		       path, current[0] ? current : "code outside a test", armed_s);
 	} else if (!done) {
 		r.failed++;
 		if (WIFSIGNALED(status))

@@ -21,6 +21,8 @@ Each test() runs its function at once, protected, and prints one line,
 saying why: expected and actual values and the `file:line` of the failed
 assertion in the test file, or the traceback of an error. A failed
 assertion ends its test; the next test() still runs.
+test(name, fn, { timeout = s }) gives one test its own time limit instead
+of --timeout (for a test that waits for the clock).
 
 Assertions (each returns its value):
   t:eq(a, e, what)    a equals e; tables are compared deeply (same keys,
@@ -189,10 +191,16 @@ local function selected(name)
 	return ok and found ~= nil
 end
 
--- Runs fn(t) now, protected, and prints its result line.
-function T.test(name, fn)
+-- Runs fn(t) now, protected, and prints its result line. opts.timeout
+-- overrides --timeout for this test (one that waits for the clock, say).
+function T.test(name, fn, opts)
 	if type(name) ~= "string" then error("test: name must be a string, got " .. type(name), 2) end
 	if type(fn) ~= "function" then error("test: fn must be a function, got " .. type(fn), 2) end
+	if opts ~= nil and (type(opts) ~= "table" or (opts.timeout ~= nil and
+		(type(opts.timeout) ~= "number" or opts.timeout <= 0))) then
+		error("test: opts must be a table with timeout = seconds > 0", 2)
+	end
+	local timeout = opts and opts.timeout or config.timeout
 	if not file_name then
 		local info = debug.getinfo(2, "S")
 		file_name = (tostring(info and info.source or "?"):gsub("^@", ""):match("([^/]+)$"))
@@ -205,13 +213,13 @@ function T.test(name, fn)
 	local started = has_mqlua and mqlua.time()
 	if ctl then
 		ctl.notify("start " .. one_line(name))
-		ctl.arm(config.timeout)
+		ctl.arm(timeout)
 	end
 	local ok, err = xpcall(fn, report_error, t)
 	if ctl then
 		if ctl.disarm() then
 			ok = false
-			err = string.format("timed out after %g s\n", config.timeout) ..
+			err = string.format("timed out after %g s\n", timeout) ..
 				tostring(err):gsub("^[^\n]*\n", "", 1)   -- the traceback shows where it hung
 		end
 		ctl.notify(ok and "pass" or "fail")

@@ -36,7 +36,16 @@ for p in "$@"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || { echo "not installed: $p" >&2; exit 1; }
 done
 SH
-chmod +x "$shims/sudo" "$shims/apt-get"
+# npm: recorded, and `npm ci` only checks that the lockfile's packages are there
+# (installing them again here would pull them from under a test running beside)
+cat > "$shims/npm" <<'SH'
+#!/bin/sh
+echo "npm $* in $(pwd)" >> "$APT_LOG"
+[ "$1" = ci ] && [ -f package-lock.json ] && [ -d node_modules/aedes ] && [ -d node_modules/ws ] && exit 0
+echo "npm shim: expected 'npm ci' beside package-lock.json with node_modules installed" >&2
+exit 1
+SH
+chmod +x "$shims/sudo" "$shims/apt-get" "$shims/npm"
 export APT_LOG="$shims/apt.log"
 out=$(PATH="$shims:$(dirname "$MQLUA"):$PATH" timeout 120 bash -e "$blocks/1" 2>&1)
 rc=$?
@@ -50,6 +59,12 @@ if grep -q '^apt-get install' "$APT_LOG" 2>/dev/null; then
 	ok "README command 1 installs packages with apt-get"
 else
 	not_ok "README command 1 installs packages with apt-get" "$(cat "$APT_LOG" 2>/dev/null)"
+fi
+
+if grep -q '^npm ci .* in .*/tests/lib$' "$APT_LOG" 2>/dev/null; then
+	ok "README command 1 installs the test broker's npm packages from the lockfile"
+else
+	not_ok "README command 1 installs the test broker's npm packages from the lockfile" "$(cat "$APT_LOG" 2>/dev/null)"
 fi
 
 # The README and CI install the same packages.

@@ -53,8 +53,8 @@ end)
 
 test("Client() rejects bad protocol, transport, clean_session and unknown keys", function(t)
 	t:raises(function() mqtt.Client("x", true, nil, 7) end, "protocol must be mqtt%.MQTTv31, mqtt%.MQTTv311 or mqtt%.MQTTv5")
-	t:raises(function() mqtt.Client("x", true, nil, mqtt.MQTTv311, "websockets") end,
-		"transport 'websockets' is not supported")
+	t:raises(function() mqtt.Client("x", true, nil, mqtt.MQTTv311, "quic") end,
+		'transport must be "tcp", "websockets" or "unix", got "quic"')
 	t:raises(function() mqtt.Client("x", "yes") end, "clean_session must be a boolean, got string")
 	t:raises(function() mqtt.Client{ client_id = "x", clean_sesion = true } end, "unknown argument 'clean_sesion'")
 	t:raises(function() mqtt.Client("a\0b") end, "client_id must be valid UTF%-8 without NUL characters")

@@ -105,7 +105,7 @@ test("\"* * * * *\" fires at the minute boundary, not before, at most 1 s after,
 	minute.timer:cancel()
 	t:eq(minute.timer.active, false, "cancelled")
 	t:eq(#minute.fired, 1, "fired once")
-end)
+end, { timeout = 90 })
 
 test("an error in an at callback is logged and the timer stays armed", function(t)
 	local out = erring:read("a")

@@ -20,7 +20,8 @@ local S = require "mqlua.test.show"
 
 local M = {}
 
-local MAX_BUFFERED = 10000     -- per client; beyond, the older half is dropped
+local MAX_BUFFERED = 10000     -- messages per client; beyond, the older half is dropped
+local MAX_BYTES = 1024 * 1024   -- payload bytes per client, likewise
 local taps = setmetatable({}, { __mode = "k" })   -- client -> tap
 local index, newindex          -- the Client metatable's own
 local bypass = false           -- the next __index lookup goes to the original
@@ -29,13 +30,19 @@ local function record(tap, msg)
 	if rawequal(tap.last, msg) then return end   -- several filter callbacks, one message
 	tap.last = msg
 	local buf = tap.buf
-	buf[#buf + 1] = { topic = msg.topic, payload = msg.payload, qos = msg.qos, retain = msg.retain, msg = msg }
-	if #buf > MAX_BUFFERED then   -- drop the older half at once: a flood stays linear
-		local keep = MAX_BUFFERED // 2
+	local payload = msg.payload
+	buf[#buf + 1] = { topic = msg.topic, payload = payload, qos = msg.qos, retain = msg.retain, msg = msg }
+	tap.bytes = (tap.bytes or 0) + #payload
+	if #buf > MAX_BUFFERED or tap.bytes > MAX_BYTES then
+		-- drop the older half at once: a flood stays linear
+		local keep = #buf // 2
 		table.move(buf, #buf - keep + 1, #buf, 1)
 		local dropped = #buf - keep
 		for i = #buf, keep + 1, -1 do buf[i] = nil end
 		tap.dropped = tap.dropped + dropped
+		local bytes = 0
+		for i = 1, keep do bytes = bytes + #buf[i].payload end
+		tap.bytes = bytes
 	end
 end
 
