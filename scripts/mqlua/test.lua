@@ -58,6 +58,8 @@ local tap = has_mqlua and require "mqlua.test.tap" or nil
 
 local T = {}
 T.show = S.show
+-- T.spawn: background processes (mqlua/test/spawn.lua), loaded on first use
+T.spawn = setmetatable({}, { __index = function(_, k) return require("mqlua.test.spawn")[k] end })
 
 io.stdout:setvbuf("line")     -- keep ok lines in the log even if we crash
 
@@ -241,6 +243,8 @@ function T.test(name, fn, opts)
 end
 
 local function cleanup()
+	local spawn = package.loaded["mqlua.test.spawn"]
+	if spawn then pcall(spawn.stop_all) end
 	for i = #brokers, 1, -1 do
 		pcall(brokers[i].stop, brokers[i])
 		brokers[i] = nil

@@ -5,8 +5,6 @@
 -- suppress_exceptions), connect_timeout ending an attempt that gets no
 -- CONNACK, manual_ack_set/ack (what the ack means with libmosquitto), and
 -- message_retry_set.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -191,5 +189,3 @@ test("paho features libmosquitto cannot give raise a clear error instead of doin
 		t:raises(function() c[name] = function() end end, "unknown callback '" .. name .. "'")
 	end
 end)
-
-T.done()

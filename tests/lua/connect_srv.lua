@@ -3,8 +3,6 @@
 -- brokers: priority order, falling back to the next target, NXDOMAIN and
 -- "no SRV hosts responded" errors, weighted order within a priority, the
 -- _secure-mqtt record after tls_set, and $MQLUA_DNS_SERVER.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -170,4 +168,3 @@ c:disconnect()]])
 end)
 
 T.sh("kill " .. dns_pid)
-T.done()

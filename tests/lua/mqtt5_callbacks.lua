@@ -8,8 +8,6 @@
 -- or userdata, so `rc == 0` is always false. Write `rc.value == 0`,
 -- `not rc.is_failure`, or compare with a constructed ReasonCode:
 -- `rc == mqtt.ReasonCode(mqtt.PacketTypes.CONNACK, "Success")`.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -250,5 +248,3 @@ test("VERSION2 on v5: on_disconnect(flags, reason_code, properties): the broker'
 	wait_n(t, got, 3, "on_disconnect after disconnect()")
 	t:eq(got[3], { false, "Normal disconnection", 0, {} }, "our own disconnect")
 end)
-
-T.done()

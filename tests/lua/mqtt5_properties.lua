@@ -4,8 +4,6 @@
 -- properties of QoS 1 messages queued offline and across a restart of the
 -- process (with MessageExpiryInterval reduced by the wait), and the errors
 -- that name the bad property, its type, the packet type, or MQTT v5.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -339,5 +337,3 @@ c:disconnect()
 	t:eq(got[3].properties, {}, "d: none")
 	sub:disconnect()
 end)
-
-T.done()

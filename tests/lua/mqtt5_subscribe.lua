@@ -4,8 +4,6 @@
 -- denied by an ACL), subscription identifiers arriving in msg.properties,
 -- subscribe/unsubscribe properties, and options kept when the runtime
 -- subscribes again after a reconnect without a session.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -220,5 +218,3 @@ test("resubscription after a reconnect without a session keeps options and prope
 	c:disconnect(); other:disconnect()
 	pb:stop()
 end)
-
-T.done()

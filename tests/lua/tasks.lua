@@ -2,8 +2,6 @@
 -- waits (mqlua.sleep, wait_for_publish, wait_until) lets the loop run other
 -- handlers meanwhile; mqlua.spawn starts another task; outside a task (a
 -- coroutine the script made) the waits keep their blocking form.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -196,5 +194,3 @@ test("wait_message outside a task (a coroutine the script made) blocks until the
 	t:eq(msg and msg.payload, "late", "payload")
 	c:disconnect()
 end)
-
-T.done()

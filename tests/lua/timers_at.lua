@@ -2,8 +2,6 @@
 -- timer fires at the next minute boundary (never before it, at most a
 -- second after), HH:MM and @shorthands land where the local clock (TZ)
 -- says, cancel() stops them, bad specs raise naming the field.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -115,5 +113,3 @@ test("an error in an at callback is logged and the timer stays armed", function(
 	local left = tonumber(out:match("next in%s+(%S+)"))
 	t:ok(left and left >= 59 and left <= 60, "already re-armed for the following minute when it ran: " .. tostring(left))
 end)
-
-T.done()

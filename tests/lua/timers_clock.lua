@@ -5,8 +5,6 @@
 -- file on every call, so the test steps the child's wall clock while the
 -- monotonic clock (DONT_FAKE_MONOTONIC) stays the real one, shared with
 -- this process.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -85,5 +83,3 @@ test("a step forward past the due time makes the timer fire within about a secon
 	t:ok(wall >= boundary, "not early (" .. wall - boundary .. ")")
 	t:ok(fired - stepped < 3.2, "soon after the step, not ~50 s after arming: " .. fired - armed)
 end)
-
-T.done()

@@ -3,8 +3,6 @@
 -- back at their original time, or at once - once - when they fell due while
 -- it was down. Child processes print mqlua.time() (CLOCK_MONOTONIC, the same
 -- clock in every process), so times are compared across processes.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 
@@ -178,5 +176,3 @@ test("cancel() deletes the row; a fired one-shot's row goes after its function r
 	mqtt.sleep(0)
 	t:eq(sql("SELECT count(*) FROM timers WHERE name = 'oneshot'", db), "0", "and gone after")
 end)
-
-T.done()

@@ -3,9 +3,7 @@
 -- mosquitto: the traffic goes through the proxy (it logs the connection,
 -- and with the proxy stopped the broker is out of reach), failures say
 -- which proxy, and the proxy password shows up nowhere.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
-local spawn = require "spawn"
+local spawn = T.spawn
 local mqtt = require "mqlua"
 local test = T.test
 local collector, payloads = T.collector, T.payloads
@@ -137,4 +135,3 @@ test("proxy_set's programmer errors name the argument", function(t)
 end)
 
 spawn.stop_all()
-T.done()

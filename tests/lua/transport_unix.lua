@@ -1,8 +1,6 @@
 -- transport_unix.lua - transport = "unix" (paho 2.x): connect(path) to a
 -- mosquitto listening on a Unix socket (`listener 0 PATH`); libmosquitto
 -- connects there itself when given port 0.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
 local mqtt = require "mqlua"
 local test = T.test
 local collector, payloads = T.collector, T.payloads
@@ -40,5 +38,3 @@ test("positional form, and a socket that does not exist", function(t)
 	t:ok(T.wait_until(function() return c:is_connected() end), "connected with MQTT v5")
 	c:disconnect()
 end)
-
-T.done()

@@ -3,9 +3,7 @@
 -- behind `ws` in node (tests/lib/ws_broker.js), which logs every upgrade
 -- request, can fragment its frames and ping. A plain TCP listener of the
 -- same broker is the other side a test watches from.
-package.path = "tests/lib/?.lua;" .. package.path
-local T = require "testlib"
-local spawn = require "spawn"
+local spawn = T.spawn
 local mqtt = require "mqlua"
 local test = T.test
 local collector, payloads = T.collector, T.payloads
@@ -327,4 +325,3 @@ test("programmer errors name the argument", function(t)
 end)
 
 spawn.stop_all()
-T.done()

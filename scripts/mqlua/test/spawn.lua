@@ -1,16 +1,16 @@
 --[[
-spawn.lua - background helper processes for tests (a node broker, a SOCKS5
-proxy): started with their output in a log file, waited for, stopped by pid.
+mqlua/test/spawn.lua - background processes for tests and fixtures (a
+device simulator, the rule script under test, a proxy): started with their
+output in a log file, waited for, stopped by pid. Reached as T.spawn.
 
-    local spawn = require "spawn"
-    local p = spawn.start(t, "node tests/lib/ws_broker.js --ws 1234", "^ready")
-    p:stop()      -- SIGTERM and wait; spawn.stop_all() in the end
+    local p = T.spawn.start("mqlua --broker " .. t.broker.url .. " rules.lua", "connected")
+    p:stop()      -- SIGTERM and wait
     p:log()       -- what it printed so far
+    T.spawn.free_port()
 
-tests/run kills whatever a test file leaves running; stop_all() is for
-tidiness and for restarts within a file.
+`mqlua test` stops whatever is still running when the file ends.
 ]]
-local T = require "testlib"
+local T = require "mqlua.test"
 local mqtt = require "mqlua"
 
 local spawn = {}
