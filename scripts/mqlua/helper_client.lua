@@ -70,6 +70,9 @@ function H.client(fname, o)
 	local proxy = opt_table(fname, "proxy_args", o.proxy_args)
 	local id = o.client_id
 	if id == nil or id == "" then
+		if o.clean_session == false then
+			H.argerror(fname, "client_id", "a client_id must be provided if clean_session is false")
+		end
 		-- made here rather than by Client(""), which would warn that a generated
 		-- id keeps its queue in memory: for a helper that is the plan
 		id = string.format("mqlua-%s-%08x", fname, math.random(0, 0x7fffffff))
