@@ -476,7 +476,8 @@ out("returned")
 def _(s):
     c = handshake(s, connect("conf-helper", keepalive=30))
     c.expect("PUBLISH", publish("h/t", "x", 1, retain=True, mid=1))
-    time.sleep(0.3)   # the helper must still be waiting
+    early = c.packets_for(0.5)   # nothing (no DISCONNECT) before the PUBACK
+    want_packets("before the PUBACK", early, [])
     c.send(puback(1))
     goodbye(c)
 

@@ -234,4 +234,17 @@ test("in a script run by mqlua: single and multiple from the main chunk and from
 	c:disconnect()
 end)
 
+test("mqlua.publish and mqlua.subscribe: the same modules, loaded on first use", function(t)
+	local out, status = T.sh(T.mqlua() .. [[ -e 'local m = require "mqlua"
+		print(rawget(m, "publish"), package.loaded["mqlua.subscribe"])
+		print(m.publish == require "mqlua.publish", m.subscribe == require "mqlua.subscribe", m.nothing)
+		print(rawget(m, "publish") == m.publish)' 2>&1]])
+	t:eq(status, 0, "exit status; output:\n" .. out)
+	t:eq(out, "nil\tnil\ntrue\ttrue\tnil\ntrue\n", "output")
+	local c, got = listener(t, "hp-lazy-l", "hp/lazy")
+	mqtt.publish.single("hp/lazy", "via mqlua.publish", 1)
+	t:ok(T.wait_until(function() return #got == 1 end), "delivered")
+	c:disconnect()
+end)
+
 T.done()
