@@ -39,6 +39,13 @@ function H.args(fname, names, ...)
 	return out
 end
 
+-- The number of a reason code: MQTT v5 callbacks get ReasonCode values
+-- (which never compare equal to a number), MQTT 3 ones plain numbers.
+function H.code(rc)
+	if type(rc) == "number" then return rc end
+	return rc.value
+end
+
 -- Raises paho's ValueError equivalent: an error naming the argument.
 function H.argerror(fname, name, msg)
 	error(string.format("bad argument '%s' to '%s' (%s)", name, fname, msg), 0)
@@ -123,8 +130,8 @@ function H.run(fname, c, o, on_connected)
 		return string.format("%s: %s:%s", fname, tostring(c.host), tostring(c.port))
 	end
 	c.on_connect = function(_, _, _, rc)
-		if rc ~= 0 then
-			return fail(where() .. " refused the connection: " .. (c:last_error() or mqtt.connack_string(rc)))
+		if H.code(rc) ~= 0 then
+			return fail(where() .. " refused the connection: " .. (c:last_error() or tostring(rc)))
 		end
 		if not started then
 			started = true

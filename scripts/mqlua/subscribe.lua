@@ -78,9 +78,9 @@ local function run(fname, topics, qos, o, on_message)
 		local filter_of = {}
 		client.on_subscribe = function(_, _, mid, granted)
 			for _, g in ipairs(granted) do
-				if g >= 0x80 then
+				if H.code(g) >= 0x80 then
 					return fail(string.format("%s: the broker refused the subscription to %s (reason %d)",
-						fname, tostring(filter_of[mid]), g))
+						fname, tostring(filter_of[mid]), H.code(g)))
 				end
 			end
 		end

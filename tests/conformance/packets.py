@@ -494,5 +494,33 @@ def _(s):
     goodbye(c)
 
 
+@scenario("subscribe.simple over MQTTv5: a SUBACK reason 0x87 raises",
+          """local subscribe = require "mqlua.subscribe"
+local ok, err = pcall(subscribe.simple, { topics = "h5/#", hostname = HOST, port = PORT,
+  client_id = "conf-helper-v5", protocol = mqtt.MQTTv5 })
+out(ok, (tostring(err):gsub("^.-: simple", "simple")))
+""", "false\tsimple: the broker refused the subscription to h5/# (reason 135)\n")
+def _(s):
+    c = handshake(s, connect("conf-helper-v5", level=5), 5)
+    c.expect("SUBSCRIBE", subscribe(1, [("h5/#", 0)], level=5))
+    c.send(suback(1, [0x87], level=5))
+    goodbye(c)
+
+
+@scenario("publish.single over MQTTv5: a CONNACK reason 0x87 raises with its name",
+          """local publish = require "mqlua.publish"
+local ok, err = pcall(publish.single, { topic = "h5", hostname = HOST, port = PORT,
+  client_id = "conf-helper-v5", protocol = mqtt.MQTTv5 })
+out(ok, (tostring(err):gsub("^.-: single", "single")))
+""", lambda out: None if re.fullmatch(
+    r"false\tsingle: 127\.0\.0\.1:\d+ refused the connection: Not authorized\n", out) else
+    "stdout: %r" % out)
+def _(s):
+    c = s.accept()
+    c.expect("CONNECT", connect("conf-helper-v5", level=5))
+    c.send(connack(0x87, level=5))
+    c.expect_closed()
+
+
 if __name__ == "__main__":
     sys.exit(run_all(SCENARIOS))
