@@ -308,8 +308,10 @@ class Scenario:
         self.errpath = os.path.join(self.dir, "stderr")
         self.err = open(self.errpath, "w")
         mqlua = os.environ.get("MQLUA") or os.path.join(os.environ.get("MQLUA_BUILD", "build"), "mqlua")
+        # a store of its own, also when run by hand outside tests/run
+        env = dict(os.environ, MQLUA_STORE=os.path.join(self.dir, "store.db"))
         self.child = subprocess.Popen([mqlua, self.script, "127.0.0.1", str(self.port)],
-                                      stdout=subprocess.PIPE, stderr=self.err, cwd=os.getcwd())
+                                      stdout=subprocess.PIPE, stderr=self.err, env=env)
         self.conns = []
 
     def accept(self, timeout=10.0):
@@ -349,11 +351,13 @@ class Scenario:
 
 
 # The prelude every scenario script starts with: mqtt, the broker address,
-# and out(...) printing a line at once.
+# out(...) printing a line at once, and code(rc).
 PRELUDE = """local mqtt = require "mqlua"
 local HOST, PORT = arg[1], tonumber(arg[2])
 io.stdout:setvbuf("line")
 local function out(...) print(...) end
+-- the number of a reason code (a ReasonCode value in MQTT v5 callbacks)
+local function code(rc) return type(rc) == "number" and rc or rc.value end
 """
 
 

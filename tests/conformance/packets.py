@@ -42,12 +42,12 @@ def goodbye(c):
 
 
 # A client that connects with `setup` applied and disconnects in on_connect.
-def connect_then_disconnect(client, setup="", keepalive=60):
+def connect_then_disconnect(client, setup="", keepalive=60, connect_extra=""):
     return """local c = %s
 %s
-c.on_connect = function(cl, _, _, rc) out("on_connect " .. rc); cl:disconnect() end
-c:connect(HOST, PORT, %d)
-""" % (client, setup, keepalive)
+c.on_connect = function(cl, _, _, rc) out("on_connect " .. code(rc)); cl:disconnect() end
+c:connect(HOST, PORT, %d%s)
+""" % (client, setup, keepalive, connect_extra)
 
 
 # ---------------------------------------------------------------------------
@@ -90,7 +90,9 @@ def _(s):
 
 
 @scenario("CONNECT MQTTv5 with clean start false",
-          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", clean_session = false, protocol = mqtt.MQTTv5}'),
+          # clean_session false before the v5 branch, connect's clean_start (7th argument) after it
+          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", clean_session = false, protocol = mqtt.MQTTv5}',
+                                  connect_extra=', nil, 0, false'),
           "on_connect 0\n")
 def _(s):
     goodbye(handshake(s, connect("conf-v5p", level=5, clean=False), 5))
@@ -125,7 +127,7 @@ for level, proto in ((3, "MQTTv31"), (4, "MQTTv311"), (5, "MQTTv5")):
 
 @scenario("CONNACK refused (not authorised): on_connect rc 5, no DISCONNECT",
           """local c = mqtt.Client("conf-refused")
-c.on_connect = function(cl, _, _, rc) out("on_connect " .. rc); cl:disconnect() end
+c.on_connect = function(cl, _, _, rc) out("on_connect " .. code(rc)); cl:disconnect() end
 c:connect(HOST, PORT)
 """, "on_connect 5\n")
 def _(s):
@@ -368,7 +370,9 @@ def _(s):
 
 SUB = """local c = mqtt.Client{client_id = "conf-sub", protocol = mqtt.%s}
 c.on_subscribe = function(cl, _, mid, granted)
-  out("on_subscribe " .. mid .. " " .. table.concat(granted, ","))
+  local g = {}
+  for i, rc in ipairs(granted) do g[i] = code(rc) end
+  out("on_subscribe " .. mid .. " " .. table.concat(g, ","))
   cl:disconnect()
 end
 c.on_connect = function(cl) cl:subscribe(%s) end
