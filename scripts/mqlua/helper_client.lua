@@ -39,6 +39,20 @@ function H.args(fname, names, ...)
 	return out
 end
 
+-- H.names(first, conn) -> the list first..., conn... (a helper's parameter names).
+function H.names(first, conn)
+	local out = { table.unpack(first) }
+	for _, n in ipairs(conn) do out[#out + 1] = n end
+	return out
+end
+
+-- H.options(a, i, conn) -> {conn[1] = a[i], conn[2] = a[i + 1], ...}
+function H.options(a, i, conn)
+	local o = {}
+	for k, n in ipairs(conn) do o[n] = a[i + k - 1] end
+	return o
+end
+
 -- The number of a reason code: MQTT v5 callbacks get ReasonCode values
 -- (which never compare equal to a number), MQTT 3 ones plain numbers.
 function H.code(rc)

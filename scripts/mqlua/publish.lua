@@ -33,19 +33,7 @@ local M = {}
 local CONN = { "hostname", "port", "client_id", "keepalive", "will", "auth", "tls", "protocol",
 	"transport", "proxy_args" }
 
-local function names(first)
-	local out = { table.unpack(first) }
-	for _, n in ipairs(CONN) do out[#out + 1] = n end
-	return out
-end
-local SINGLE, MULTIPLE = names{ "topic", "payload", "qos", "retain" }, names{ "msgs" }
-
--- Reads the connection arguments starting at a[i] into a table.
-local function conn_opts(a, i)
-	local o = {}
-	for k, n in ipairs(CONN) do o[n] = a[i + k - 1] end
-	return o
-end
+local SINGLE, MULTIPLE = H.names({ "topic", "payload", "qos", "retain" }, CONN), H.names({ "msgs" }, CONN)
 
 -- Checks one message of msgs (named or positional form); returns
 -- topic, payload, qos, retain.
@@ -99,12 +87,12 @@ M.single = H.public(function(...)
 	local valid, why = mqtt.validate_topic(topic)
 	if not valid then H.argerror("single", "topic", "topic " .. why) end
 	if a[3] ~= nil and a[3] ~= 0 and a[3] ~= 1 and a[3] ~= 2 then H.argerror("single", "qos", "qos must be 0, 1 or 2") end
-	publish_all("single", { { topic, a[2], a[3], a[4] } }, conn_opts(a, 5))
+	publish_all("single", { { topic, a[2], a[3], a[4] } }, H.options(a, 5, CONN))
 end)
 
 M.multiple = H.public(function(...)
 	local a = H.args("multiple", MULTIPLE, ...)
-	publish_all("multiple", a[1], conn_opts(a, 2))
+	publish_all("multiple", a[1], H.options(a, 2, CONN))
 end)
 
 return M

@@ -36,19 +36,8 @@ local M = {}
 local CONN = { "hostname", "port", "client_id", "keepalive", "will", "auth", "tls", "protocol",
 	"transport", "clean_session", "proxy_args" }
 
-local function names(first)
-	local out = { table.unpack(first) }
-	for _, n in ipairs(CONN) do out[#out + 1] = n end
-	return out
-end
-local CALLBACK = names{ "callback", "topics", "qos", "userdata" }
-local SIMPLE = names{ "topics", "qos", "msg_count", "retained" }
-
-local function conn_opts(a, i)
-	local o = {}
-	for k, n in ipairs(CONN) do o[n] = a[i + k - 1] end
-	return o
-end
+local CALLBACK = H.names({ "callback", "topics", "qos", "userdata" }, CONN)
+local SIMPLE = H.names({ "topics", "qos", "msg_count", "retained" }, CONN)
 
 -- Checks topics (a filter or a non-empty list of filters) and qos; returns
 -- the list of filters and the qos.
@@ -99,7 +88,7 @@ M.callback = H.public(function(...)
 		H.argerror("callback", "callback", "function expected, got " .. type(fn))
 	end
 	local topics, qos = check_topics("callback", a[2], a[3])
-	local o = conn_opts(a, 5)
+	local o = H.options(a, 5, CONN)
 	o.userdata = a[4]
 	run("callback", topics, qos, o, function(client, userdata, msg) fn(client, userdata, msg) end)
 end)
@@ -114,7 +103,7 @@ M.simple = H.public(function(...)
 	end
 	local retained = a[4] ~= false
 	local got = {}
-	run("simple", topics, qos, conn_opts(a, 5), function(client, _, msg)
+	run("simple", topics, qos, H.options(a, 5, CONN), function(client, _, msg)
 		if #got >= count or (msg.retain and not retained) then return end
 		got[#got + 1] = msg
 		if #got == count then client:disconnect() end

@@ -251,15 +251,6 @@ class Conn:
                           % (what, describe(expected), hexs(expected), describe(got), hexs(got)))
         return got
 
-    def expect_fn(self, what, check, timeout=5.0):
-        """Reads the next packet; check(pkt) returns None if it is right,
-        else the reason. Returns the packet."""
-        got = self.read(timeout)
-        why = check(got) if got is not None else "no packet: " + describe(None)
-        if why:
-            raise Failure("%s: %s\n  actual: %s\n          %s" % (what, why, describe(got), hexs(got)))
-        return got
-
     def packets_for(self, seconds):
         """Every packet that arrives within `seconds` (PINGREQs answered and left out)."""
         out = []

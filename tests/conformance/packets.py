@@ -13,7 +13,7 @@ import sys
 import time
 
 from fakebroker import (DISCONNECT, PINGREQ, PINGRESP, Failure, connack, connect, describe, hexs,
-                        props, puback, pubcomp, publish, pubrec, pubrel, run_all, suback, subscribe,
+                        puback, pubcomp, publish, pubrec, pubrel, run_all, suback, subscribe,
                         unsuback, unsubscribe)
 
 SCENARIOS = []
