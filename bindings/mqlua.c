@@ -298,6 +298,25 @@ static const struct { const char *name; int value; } constants[] = {
 	{ NULL, 0 }
 };
 
+/* __index of the module table: mqlua.publish and mqlua.subscribe are the
+ * pure-Lua modules "mqlua.publish" and "mqlua.subscribe", required on first
+ * use (so a script that never touches them pays nothing). */
+static int l_module_index(lua_State *L)
+{
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return 0;
+	const char *k = lua_tostring(L, 2);
+	if (strcmp(k, "publish") != 0 && strcmp(k, "subscribe") != 0)
+		return 0;
+	lua_getglobal(L, "require");
+	lua_pushfstring(L, "mqlua.%s", k);
+	lua_call(L, 1, 1);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
 static const luaL_Reg module_fns[] = {
 	{ "Client", client_new },
 	{ "connack_string", l_connack_string },
@@ -346,5 +365,9 @@ int luaopen_mqlua(lua_State *L)
 	lua_setfield(L, -2, "VERSION");
 	broker_open(L);
 	lua_setfield(L, -2, "broker");
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, l_module_index);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
 	return 1;
 }
