@@ -46,8 +46,9 @@ static const char test_usage[] =
 	"(require \"mqlua.test\"): t:eq, t:ok, t:match, t:raises, t:expect_message,\n"
 	"t:no_message, T.connected, T.subscribed, T.wait_until, T.tmpdir, T.sh...\n"
 	"\n"
-	"A directory is searched recursively for *.lua files. With no argument, the\n"
-	"files named *_test.lua or test_*.lua under the current directory are run.\n"
+	"A directory is searched recursively for files named *_test.lua or\n"
+	"test_*.lua (the rule scripts beside them are not tests); with no argument,\n"
+	"the current directory is.\n"
 	"Prints `ok - FILE: NAME` or `not ok - FILE: NAME` with `# ` lines saying why\n"
 	"(expected and actual values and FILE:LINE, or a traceback), then\n"
 	"`N passed, N failed`. Exits 0 only if at least one test ran and none failed.\n"
@@ -104,9 +105,9 @@ static bool is_test_name(const char *name)
 	return ends_with(name, "_test.lua") || (strncmp(name, "test_", 5) == 0 && ends_with(name, ".lua"));
 }
 
-/* Adds the files under dir (sorted, recursively, hidden entries skipped):
- * every *.lua, or with named_only only *_test.lua and test_*.lua. */
-static void find_files(struct file_list *l, const char *dir, bool named_only)
+/* Adds the test files under dir: *_test.lua and test_*.lua, sorted,
+ * recursively, hidden entries skipped. */
+static void find_files(struct file_list *l, const char *dir)
 {
 	struct dirent **ents;
 	int n = scandir(dir, &ents, NULL, alphasort);
@@ -121,8 +122,8 @@ static void find_files(struct file_list *l, const char *dir, bool named_only)
 				abort();
 			const char *shown = strncmp(path, "./", 2) == 0 ? path + 2 : path;
 			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-				find_files(l, shown, named_only);
-			else if (named_only ? is_test_name(name) : ends_with(name, ".lua"))
+				find_files(l, shown);
+			else if (is_test_name(name))
 				list_add(l, shown);
 			free(path);
 		}
@@ -478,12 +479,12 @@ int testmode_main(int argc, char **argv, const char *exe)
 		args = true;
 		struct stat st;
 		if (stat(a, &st) == 0 && S_ISDIR(st.st_mode))
-			find_files(&files, a, false);
+			find_files(&files, a);
 		else
 			list_add(&files, a);   /* a missing file fails to load, as a failure */
 	}
 	if (!args)
-		find_files(&files, ".", true);
+		find_files(&files, ".");
 	if (files.n == 0) {
 		printf("# no test files found%s\n", args ? "" : " (*_test.lua or test_*.lua under this directory)");
 		printf("0 passed, 0 failed\n");

@@ -40,4 +40,8 @@ client.on_connect = function(c, userdata, flags, rc)
   if rc == 0 then c:subscribe("zigbee2mqtt/" .. door, 1) end
 end
 
+client.on_subscribe = function()
+  io.stderr:write("door_alert: watching zigbee2mqtt/", door, "\n")
+end
+
 client:connect()

@@ -34,7 +34,7 @@ client:message_callback_add("fake/+", function(c, userdata, msg)
   local device = msg.topic:match("^fake/([^/]+)$")
   local fields, err = msg:json()
   if type(fields) ~= "table" then
-    print("fake/" .. tostring(device) .. ": not a JSON object (" .. tostring(err) .. ")")
+    io.stderr:write("fake/", tostring(device), ": not a JSON object (", tostring(err), ")\n")
     return
   end
   report(c, device, fields)
@@ -44,6 +44,10 @@ client.on_connect = function(c, userdata, flags, rc)
   if rc ~= 0 then return end
   c:publish("zigbee2mqtt/bridge/state", '{"state":"online"}', 1, true)
   c:subscribe({ { "zigbee2mqtt/+/set", 1 }, { "fake/+", 1 } })
+end
+
+client.on_subscribe = function()
+  io.stderr:write("fake_zigbee2mqtt: online\n")
 end
 
 client:connect()

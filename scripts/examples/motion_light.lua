@@ -17,9 +17,13 @@ local quiet = tonumber(os.getenv("MOTION_QUIET_S") or "300")
 
 local client = mqtt.Client("example-motion-light-" .. sensor, true)
 
+local sent   -- the last state we asked for: do not repeat a command
+
 local function switch(c, state)
+  if state == sent then return end
+  sent = state
   c:publish("zigbee2mqtt/" .. light .. "/set", mqtt.json.encode({ state = state }), 1)
-  print(os.date("%H:%M:%S") .. " " .. light .. " " .. state)
+  io.stderr:write(os.date("%H:%M:%S "), light, " ", state, "\n")
 end
 
 local function occupancy(msg)
@@ -39,6 +43,10 @@ end)
 
 client.on_connect = function(c, userdata, flags, rc)
   if rc == 0 then c:subscribe("zigbee2mqtt/" .. sensor, 1) end
+end
+
+client.on_subscribe = function()
+  io.stderr:write("motion_light: watching zigbee2mqtt/", sensor, ", switching ", light, "\n")
 end
 
 client:connect()

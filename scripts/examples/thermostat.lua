@@ -51,4 +51,8 @@ client.on_connect = function(c, userdata, flags, rc)
   end
 end
 
+client.on_subscribe = function()
+  io.stderr:write("thermostat: ", room, " at ", target(), " +/- ", band, " C\n")
+end
+
 client:connect()

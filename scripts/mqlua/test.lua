@@ -314,9 +314,19 @@ end
 ---------------------------------------------------------------------------
 -- Fixtures
 
--- Path of the mqlua binary under test.
+-- Path of the mqlua binary under test: $MQLUA_BUILD/mqlua, else the mqlua
+-- running this file.
+local running_exe
 function T.mqlua()
-	return (os.getenv("MQLUA_BUILD") or "build") .. "/mqlua"
+	local build = os.getenv("MQLUA_BUILD")
+	if build then return build .. "/mqlua" end
+	if not running_exe then
+		local p = io.popen("readlink /proc/$PPID/exe 2>/dev/null")   -- the shell's parent: us
+		running_exe = p and p:read("l") or ""
+		if p then p:close() end
+		if running_exe == "" then running_exe = "mqlua" end
+	end
+	return running_exe
 end
 
 -- Runs a shell command; returns its stdout and exit code (128 + signal

@@ -112,4 +112,18 @@ else
 	not_ok "README: the mqlua test example passes" "no fourth sh block in README.md"
 fi
 
+# --- 5: the examples and their fixture tests ---
+if [ -s "$blocks/5" ]; then
+	out=$(timeout 120 bash -e "$blocks/5" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && printf '%s\n' "$out" | tail -n 1 | grep -Eq '^[1-9][0-9]* passed, 0 failed$'; then
+		ok "README: the examples' tests pass ($(printf '%s\n' "$out" | tail -n 1))"
+	else
+		not_ok "README: the examples' tests pass" "exit $rc
+$out"
+	fi
+else
+	not_ok "README: the examples' tests pass" "no fifth sh block in README.md"
+fi
+
 finish

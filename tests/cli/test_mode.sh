@@ -252,7 +252,7 @@ run "$MQLUA" test --broker "ftp://x" "$work/given_test.lua"
 
 mq=$(realpath "$MQLUA")
 run "$MQLUA" test "$work/suite/"
-expect "a directory: every .lua under it, sorted, recursively" 1 "ok - $work/suite/pass_test.lua: adds" \
+expect "a directory: its *_test.lua files, sorted, recursively" 1 "ok - $work/suite/pass_test.lua: adds" \
 	"not ok - $work/suite/sub/fail_test.lua: tables differ" "5 passed, 1 failed"
 grep -q "//" <<<"$OUT" && not_ok "a directory with a trailing slash: clean paths" "$OUT" ||
 	ok "a directory with a trailing slash: clean paths"
@@ -267,7 +267,7 @@ expect "no argument and no test file: says so, exit 1" 1 "# no test files found"
 # ---- help ----
 
 run "$MQLUA" test --help
-expect "mqlua test --help" 0 "usage: mqlua test [options] [files or directories]" "*_test.lua or test_*.lua" \
+expect "mqlua test --help" 0 "usage: mqlua test [options] [files or directories]" "files named *_test.lua or" \
 	"--broker URL" "--filter PATTERN" "--timeout S"
 run "$MQLUA" --help
 expect "mqlua --help mentions mqlua test" 0 "mqlua test [options] [files or directories]"
