@@ -53,24 +53,28 @@ c:connect(HOST, PORT, %d%s)
 # ---------------------------------------------------------------------------
 # CONNECT
 
+# clean_session as a script gives it: true, or left out for MQTT v5 (where
+# connect's clean_start takes its place and clean_session raises)
+CLEAN = {3: "true", 4: "true", 5: "nil"}
+
 for level, proto in ((3, "MQTTv31"), (4, "MQTTv311"), (5, "MQTTv5")):
     def plain(s, level=level):
         goodbye(handshake(s, connect("conf-plain", level=level), level))
     scenario("CONNECT %s: protocol name and level, clean session, keepalive 60" % proto,
-             connect_then_disconnect('mqtt.Client("conf-plain", true, nil, mqtt.%s)' % proto),
+             connect_then_disconnect('mqtt.Client("conf-plain", %s, nil, mqtt.%s)' % (CLEAN[level], proto)),
              "on_connect 0\n")(plain)
 
     def will(s, level=level):
         goodbye(handshake(s, connect("conf-will", level=level, will=("conf/will", "gone", 1, True)), level))
     scenario("CONNECT %s with a will (qos 1, retain)" % proto,
-             connect_then_disconnect('mqtt.Client("conf-will", true, nil, mqtt.%s)' % proto,
+             connect_then_disconnect('mqtt.Client("conf-will", %s, nil, mqtt.%s)' % (CLEAN[level], proto),
                                      'c:will_set("conf/will", "gone", 1, true)'), "on_connect 0\n")(will)
 
     def creds(s, level=level):
         goodbye(handshake(s, connect("conf-auth", level=level, keepalive=5, username="user",
                                      password="pa:ss"), level))
     scenario("CONNECT %s with username, password and keepalive 5" % proto,
-             connect_then_disconnect('mqtt.Client("conf-auth", true, nil, mqtt.%s)' % proto,
+             connect_then_disconnect('mqtt.Client("conf-auth", %s, nil, mqtt.%s)' % (CLEAN[level], proto),
                                      'c:username_pw_set("user", "pa:ss")', keepalive=5),
              "on_connect 0\n")(creds)
 
@@ -90,8 +94,7 @@ def _(s):
 
 
 @scenario("CONNECT MQTTv5 with clean start false",
-          # clean_session false before the v5 branch, connect's clean_start (7th argument) after it
-          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", clean_session = false, protocol = mqtt.MQTTv5}',
+          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", protocol = mqtt.MQTTv5}',
                                   connect_extra=', nil, 0, false'),
           "on_connect 0\n")
 def _(s):
@@ -114,15 +117,15 @@ for level, proto in ((3, "MQTTv31"), (4, "MQTTv311"), (5, "MQTTv5")):
             raise Failure("CONNECT with a generated id: not the expected shape\n  actual: %s\n          %s"
                           % (describe(pkt), hexs(pkt)))
         cid = m.group(3)
-        if not (1 <= len(cid) <= 23) or not re.fullmatch(rb"mqlua-[0-9a-f]{12}", cid):
-            raise Failure("generated client id %r: want mqlua- and 12 hex digits, 1..23 bytes" % cid)
+        if not (1 <= len(cid) <= 23) or not re.fullmatch(rb"mqlua[0-9a-f]{12}", cid):
+            raise Failure("generated client id %r: want mqlua and 12 hex digits, 1..23 bytes" % cid)
         if pkt != connect(cid.decode(), level=level):
             raise Failure("CONNECT with id %r differs from the spec's encoding\n  expected: %s\n  actual:   %s"
                           % (cid, hexs(connect(cid.decode(), level=level)), hexs(pkt)))
         c.send(connack(0, False, level))
         goodbye(c)
-    scenario("CONNECT %s with client_id \"\": a generated id of 18 bytes" % proto,
-             connect_then_disconnect('mqtt.Client("", true, nil, mqtt.%s)' % proto), "on_connect 0\n")(generated)
+    scenario("CONNECT %s with client_id \"\": a generated id of 17 bytes (0-9a-zA-Z)" % proto,
+             connect_then_disconnect('mqtt.Client("", %s, nil, mqtt.%s)' % (CLEAN[level], proto)), "on_connect 0\n")(generated)
 
 
 @scenario("CONNACK refused (not authorised): on_connect rc 5, no DISCONNECT",
