@@ -404,13 +404,20 @@ class Scenario:
 
 
 # The prelude every scenario script starts with: mqtt, the broker address,
-# out(...) printing a line at once, code(rc) and show(properties).
+# out(...) printing a line at once, code(rc), names(reason_codes) and
+# show(properties).
 PRELUDE = """local mqtt = require "mqlua"
 local HOST, PORT = arg[1], tonumber(arg[2])
 io.stdout:setvbuf("line")
 local function out(...) print(...) end
 -- the number of a reason code (a ReasonCode value in MQTT v5 callbacks)
 local function code(rc) return type(rc) == "number" and rc or rc.value end
+-- a list of reason codes as their names, comma-separated
+local function names(rcs)
+  local n = {}
+  for i, rc in ipairs(rcs) do n[i] = tostring(rc) end
+  return table.concat(n, ",")
+end
 -- properties in one line: names sorted, lists in order, binary strings in hex
 local function show(p)
   if p == nil then return "nil" end

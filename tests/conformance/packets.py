@@ -550,9 +550,7 @@ def _(s):
 SUB5 = """local SO = mqtt.SubscribeOptions
 local c = %s
 c.on_subscribe = function(cl, _, mid, rcs, p)
-  local g = {}
-  for i, rc in ipairs(rcs) do g[i] = tostring(rc) end
-  out("on_subscribe " .. mid .. " " .. table.concat(g, ",") .. " | " .. show(p))
+  out("on_subscribe " .. mid .. " " .. names(rcs) .. " | " .. show(p))
   cl:disconnect()
 end
 c.on_connect = function(cl) cl:subscribe(%s) end
@@ -596,9 +594,7 @@ def _(s):
           "ReasonString reaches on_unsubscribe (VERSION2), its reason codes do not",
           """local c = %s
 c.on_unsubscribe = function(cl, _, mid, rcs, p)
-  local g = {}
-  for i, rc in ipairs(rcs) do g[i] = tostring(rc) end
-  out("on_unsubscribe " .. mid .. " " .. table.concat(g, ",") .. " | " .. show(p))
+  out("on_unsubscribe " .. mid .. " " .. names(rcs) .. " | " .. show(p))
   cl:disconnect()
 end
 c.on_connect = function(cl)
