@@ -135,11 +135,15 @@ static void reset_uv_tables(lua_State *L, int idx)
 }
 
 /* Checks client_id/clean_session/protocol at 1..3 (absolute indexes) and
- * configures c->mosq for them. Raises on invalid arguments. */
+ * configures c->mosq for them. Raises on invalid arguments, and on any explicit
+ * clean_session with MQTT v5 (as paho: connect's clean_start takes its place). */
 static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
 {
 	size_t idlen;
 	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
+	if (proto == MQTT_PROTOCOL_V5 && !lua_isnil(L, clean_idx))
+		luaL_argerror(L, clean_idx, "clean_session is not used for MQTT 5.0 "
+		              "(leave it out and use connect(clean_start = ...))");
 	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
 	if (idlen == 0 && !clean)
 		luaL_argerror(L, id_idx, "a client_id must be provided if clean_session is false");
@@ -150,8 +154,9 @@ static void configure_identity(lua_State *L, struct client *c, int id_idx, int c
 	char random_id[32];
 	c->random_id = idlen == 0;
 	if (idlen == 0) {
-		/* libmosquitto cannot send a zero-length id: make one up, as paho does for MQTT 3.1 */
-		snprintf(random_id, sizeof random_id, "mqlua-%08lx%04x", (unsigned long)lrand48(), (unsigned)getpid() & 0xffff);
+		/* libmosquitto cannot send a zero-length id: make one up, as paho does for MQTT 3.1,
+		 * of 0-9a-zA-Z only: all a 3.1.1 server has to accept [MQTT-3.1.3-5] */
+		snprintf(random_id, sizeof random_id, "mqlua%08lx%04x", (unsigned long)lrand48(), (unsigned)getpid() & 0xffff);
 		id = random_id;
 	}
 	client_set_string(&c->client_id, id);

@@ -216,6 +216,8 @@ int client_attr_get(lua_State *L, struct client *c, const char *k)
 		lua_pushboolean(L, 1);
 	else if (strcmp(k, "password") == 0)
 		lua_pushnil(L);     /* write-only: see username_pw_set */
+	else if (strcmp(k, "callback_api_version") == 0)
+		callback_api_version_push(L, c->callback_api);
 	else
 		return 0;
 	return 1;
@@ -240,10 +242,10 @@ static void call_setter(lua_State *L, const char *name)
 int client_attr_set(lua_State *L, struct client *c, const char *k)
 {
 	static const char *const read_only[] = { "client_id", "protocol", "clean_session", "will_topic",
-		"will_payload", "manual_ack", "username", "password", "transport", NULL };
+		"will_payload", "manual_ack", "username", "password", "transport", "callback_api_version", NULL };
 	static const char *const instead[] = { "reinitialise()", "Client(..., protocol)", "reinitialise()",
 		"will_set()", "will_set()", "manual_ack_set()", "username_pw_set()", "username_pw_set()",
-		"Client(..., transport)" };
+		"Client(..., transport)", "Client(callback_api_version, ...)" };
 	for (int i = 0; read_only[i]; i++)
 		if (strcmp(k, read_only[i]) == 0)
 			return luaL_error(L, "%s is read-only: use %s", k, instead[i]);

@@ -31,6 +31,8 @@ int reasoncode_from_connack(int connack);
 int reasoncode_from_rc(int rc);
 /* 1 or 2 for mqtt.CallbackAPIVersion.VERSION1/VERSION2 at idx, else 0. */
 int callback_api_version(lua_State *L, int idx);
+/* Pushes mqtt.CallbackAPIVersion.VERSION1 or VERSION2 (version 1 or 2). */
+void callback_api_version_push(lua_State *L, int version);
 /* Sets ReasonCode, ReasonCodes and CallbackAPIVersion in the table on top. */
 void reasoncode_open(lua_State *L);
 

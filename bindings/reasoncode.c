@@ -256,6 +256,13 @@ int callback_api_version(lua_State *L, int idx)
 	return v;
 }
 
+void callback_api_version_push(lua_State *L, int version)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, MQLUA_CBAPI_T ".values");
+	lua_getfield(L, -1, version == 2 ? "VERSION2" : "VERSION1");
+	lua_remove(L, -2);
+}
+
 void reasoncode_open(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
@@ -291,5 +298,7 @@ void reasoncode_open(lua_State *L)
 		luaL_setmetatable(L, MQLUA_CBAPI_T);
 		lua_setfield(L, -2, versions[i]);
 	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, MQLUA_CBAPI_T ".values");   /* for client.callback_api_version */
 	lua_setfield(L, -2, "CallbackAPIVersion");
 }

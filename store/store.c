@@ -154,9 +154,8 @@ static void make_parent_dirs(const char *path)
 	mkdir(dir, 0700);
 }
 
-/* Reads the schema version, checking on the way that the file is an SQLite
- * database and not damaged. The file is never written before this passed. */
-static int check_file(struct store *s, int *version)
+/* Reads PRAGMA user_version into *version; -1 (s->error set) if it cannot be read. */
+static int read_version(struct store *s, int *version)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
@@ -166,11 +165,26 @@ static int check_file(struct store *s, int *version)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return store_fail(s, "not a readable mqlua store (is it an SQLite file?)");
-	if (*version > STORE_SCHEMA_VERSION) {
-		snprintf(s->error, sizeof s->error, "store %s: made by a newer mqlua (schema version %d, "
-		         "this one knows up to %d); not touched", s->path, *version, STORE_SCHEMA_VERSION);
+	return 0;
+}
+
+/* Says that a store of a newer schema than ours is left alone. */
+static int newer_schema(struct store *s, int version)
+{
+	snprintf(s->error, sizeof s->error, "store %s: made by a newer mqlua (schema version %d, "
+	         "this one knows up to %d); not touched", s->path, version, STORE_SCHEMA_VERSION);
+	return -1;
+}
+
+/* check_file's checks, on one snapshot of the file. */
+static int check_snapshot(struct store *s, int *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (read_version(s, version) != 0)
 		return -1;
-	}
+	if (*version > STORE_SCHEMA_VERSION)
+		return newer_schema(s, *version);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "damaged (the integrity check could not run)");
 	const char *first = NULL;
@@ -218,12 +232,35 @@ static int check_file(struct store *s, int *version)
 	return 0;
 }
 
+/* Reads the schema version, checking on the way that the file is an SQLite
+ * database and not damaged. The file is never written before this passed.
+ * Runs in a read transaction of its own, so that what it reads is one
+ * snapshot even while another process creates the store. */
+static int check_file(struct store *s, int *version)
+{
+	if (exec(s, "BEGIN", "not a readable mqlua store (is it an SQLite file?)") != 0)
+		return -1;
+	int rc = check_snapshot(s, version);
+	exec(s, rc == 0 ? "COMMIT" : "ROLLBACK", "cannot end the check");
+	return rc;
+}
+
+/* Brings the store from `version` (as check_file read it) to ours. Other
+ * processes may be opening the same new store at the same moment: the
+ * version is read again under the write lock, and whoever comes second
+ * finds the work done. */
 static int migrate(struct store *s, int version)
 {
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
 	if (exec(s, "BEGIN IMMEDIATE", "cannot start the schema upgrade") != 0)
 		return -1;
+	if (read_version(s, &version) != 0 || version > STORE_SCHEMA_VERSION) {
+		if (version > STORE_SCHEMA_VERSION)
+			newer_schema(s, version);
+		exec(s, "ROLLBACK", "rollback");
+		return -1;
+	}
 	for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
 		if (migrations[v](s) != 0) {
 			exec(s, "ROLLBACK", "rollback");

@@ -89,6 +89,9 @@ function H.client(fname, o)
 	local auth = opt_table(fname, "auth", o.auth)
 	local tls = opt_table(fname, "tls", o.tls)
 	local proxy = opt_table(fname, "proxy_args", o.proxy_args)
+	if o.protocol == mqtt.MQTTv5 and o.clean_session ~= nil then
+		H.argerror(fname, "clean_session", "clean_session is not used for MQTT 5.0 (leave it out)")
+	end
 	local id = o.client_id
 	if id == nil or id == "" then
 		if o.clean_session == false then
@@ -96,7 +99,8 @@ function H.client(fname, o)
 		end
 		-- made here rather than by Client(""), which would warn that a generated
 		-- id keeps its queue in memory: for a helper that is the plan
-		id = string.format("mqlua-%s-%08x", fname, math.random(0, 0x7fffffff))
+		-- (0-9a-zA-Z only, at most 23 bytes: what every server must accept)
+		id = string.format("mqlua%s%08x", fname, math.random(0, 0x7fffffff))
 	end
 	local c = mqtt.Client{ client_id = id, clean_session = o.clean_session,
 		userdata = o.userdata, protocol = o.protocol or mqtt.MQTTv311, transport = o.transport or "tcp",

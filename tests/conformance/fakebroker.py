@@ -59,9 +59,47 @@ def packet(first_byte, body):
     return bytes([first_byte]) + varint(len(body)) + body
 
 
-def props(raw=b""):
-    """An MQTT 5 property list (raw: the encoded properties)."""
+def proplist(raw=b""):
+    """An MQTT 5 property list: the length, then raw (the encoded properties)."""
     return varint(len(raw)) + raw
+
+
+# MQTT 5 property identifiers and value types (MQTT 5.0, 2.2.2.2), by paho's names
+PROPERTY_IDS = {
+    "PayloadFormatIndicator": (0x01, "byte"), "MessageExpiryInterval": (0x02, "u32"),
+    "ContentType": (0x03, "str"), "ResponseTopic": (0x08, "str"), "CorrelationData": (0x09, "bin"),
+    "SubscriptionIdentifier": (0x0B, "varint"), "SessionExpiryInterval": (0x11, "u32"),
+    "AssignedClientIdentifier": (0x12, "str"), "ServerKeepAlive": (0x13, "u16"),
+    "RequestProblemInformation": (0x17, "byte"), "WillDelayInterval": (0x18, "u32"),
+    "RequestResponseInformation": (0x19, "byte"), "ResponseInformation": (0x1A, "str"),
+    "ServerReference": (0x1C, "str"), "ReasonString": (0x1F, "str"), "ReceiveMaximum": (0x21, "u16"),
+    "TopicAliasMaximum": (0x22, "u16"), "TopicAlias": (0x23, "u16"), "MaximumQoS": (0x24, "byte"),
+    "RetainAvailable": (0x25, "byte"), "UserProperty": (0x26, "pair"), "MaximumPacketSize": (0x27, "u32"),
+    "WildcardSubscriptionAvailable": (0x28, "byte"), "SubscriptionIdentifierAvailable": (0x29, "byte"),
+    "SharedSubscriptionAvailable": (0x2A, "byte"),
+}
+
+
+def properties(*items):
+    """The encoded properties (without their length) of (name, value) items,
+    in the order given; a UserProperty value is a (name, value) pair."""
+    out = b""
+    for name, value in items:
+        ident, kind = PROPERTY_IDS[name]
+        out += bytes([ident])
+        if kind == "byte":
+            out += bytes([value])
+        elif kind == "u16":
+            out += u16(value)
+        elif kind == "u32":
+            out += value.to_bytes(4, "big")
+        elif kind == "varint":
+            out += varint(value)
+        elif kind == "pair":
+            out += utf8(value[0]) + utf8(value[1])
+        else:   # str, bin: two-byte length and the bytes
+            out += utf8(value)
+    return out
 
 
 # The one property libmosquitto puts in every MQTT 5 CONNECT: Receive Maximum
@@ -70,16 +108,17 @@ RECEIVE_MAXIMUM_20 = bytes([0x21, 0, 20])
 
 
 def connect(client_id, level=4, clean=True, keepalive=60, will=None, username=None, password=None,
-            properties=RECEIVE_MAXIMUM_20):
+            props=RECEIVE_MAXIMUM_20, will_props=b""):
     """CONNECT. level 3 (MQTT 3.1, "MQIsdp"), 4 (3.1.1) or 5 (with the encoded
-    `properties`). will is (topic, payload, qos, retain)."""
+    properties `props`, and `will_props` for the will). will is (topic,
+    payload, qos, retain)."""
     flags = 0x02 if clean else 0
     payload = utf8(client_id)
     if will:
         topic, message, qos, retain = will
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         if level == 5:
-            payload += props()
+            payload += proplist(will_props)
         payload += utf8(topic) + utf8(message)
     if username is not None:
         flags |= 0x80
@@ -90,72 +129,95 @@ def connect(client_id, level=4, clean=True, keepalive=60, will=None, username=No
     name = "MQIsdp" if level == 3 else "MQTT"
     header = utf8(name) + bytes([level, flags]) + u16(keepalive)
     if level == 5:
-        header += props(properties)
+        header += proplist(props)
     return packet(0x10, header + payload)
 
 
-def connack(rc=0, session_present=False, level=4):
+def connack(rc=0, session_present=False, level=4, props=b""):
     body = bytes([1 if session_present else 0, rc])
     if level == 5:
-        body += props()
+        body += proplist(props)
     return packet(0x20, body)
 
 
-def publish(topic, payload, qos=0, retain=False, dup=False, mid=None, level=4):
+def publish(topic, payload, qos=0, retain=False, dup=False, mid=None, level=4, props=b""):
     first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
     body = utf8(topic)
     if qos:
         body += u16(mid)
     if level == 5:
-        body += props()
+        body += proplist(props)
     return packet(first, body + (payload.encode() if isinstance(payload, str) else payload))
 
 
-def puback(mid):
-    return packet(0x40, u16(mid))
+def ack(first_byte, mid, reason=None, props=None):
+    """PUBACK/PUBREC/PUBREL/PUBCOMP: the packet id, then (MQTT 5) a reason
+    code and properties, each left out when None."""
+    body = u16(mid)
+    if reason is not None:
+        body += bytes([reason])
+        if props is not None:
+            body += proplist(props)
+    return packet(first_byte, body)
+
+
+def puback(mid, reason=None, props=None):
+    return ack(0x40, mid, reason, props)
 
 
 def pubrec(mid):
-    return packet(0x50, u16(mid))
+    return ack(0x50, mid)
 
 
 def pubrel(mid):
-    return packet(0x62, u16(mid))   # flags 0010 are reserved and required
+    return ack(0x62, mid)   # flags 0010 are reserved and required
 
 
 def pubcomp(mid):
-    return packet(0x70, u16(mid))
+    return ack(0x70, mid)
 
 
-def subscribe(mid, filters, level=4):
-    """SUBSCRIBE (flags 0010). filters: list of (filter, qos); with level 5
-    the options byte carries the qos only (no NL, RAP, retain handling)."""
-    body = u16(mid) + (props() if level == 5 else b"")
-    for f, qos in filters:
-        body += utf8(f) + bytes([qos])
+def subscribe(mid, filters, level=4, props=b""):
+    """SUBSCRIBE (flags 0010). filters: list of (filter, options); the
+    options byte is the qos, plus (MQTT 5) 0x04 no local, 0x08 retain as
+    published and retain handling << 4."""
+    body = u16(mid) + (proplist(props) if level == 5 else b"")
+    for f, options in filters:
+        body += utf8(f) + bytes([options])
     return packet(0x82, body)
 
 
-def suback(mid, granted, level=4):
-    return packet(0x90, u16(mid) + (props() if level == 5 else b"") + bytes(granted))
+def suback(mid, granted, level=4, props=b""):
+    return packet(0x90, u16(mid) + (proplist(props) if level == 5 else b"") + bytes(granted))
 
 
-def unsubscribe(mid, filters, level=4):
-    body = u16(mid) + (props() if level == 5 else b"")
+def unsubscribe(mid, filters, level=4, props=b""):
+    body = u16(mid) + (proplist(props) if level == 5 else b"")
     for f in filters:
         body += utf8(f)
     return packet(0xA2, body)
 
 
-def unsuback(mid, level=4, count=1):
+def unsuback(mid, level=4, count=1, reasons=None, props=b""):
+    """UNSUBACK; with MQTT 5, `reasons` (default: count times Success) and properties."""
     if level == 5:
-        return packet(0xB0, u16(mid) + props() + bytes(count))
+        return packet(0xB0, u16(mid) + proplist(props) + bytes(reasons if reasons is not None else [0] * count))
     return packet(0xB0, u16(mid))
+
+
+def disconnect(reason=None, props=None):
+    """DISCONNECT; with MQTT 5 a reason code and properties (each left out when None)."""
+    body = b""
+    if reason is not None:
+        body += bytes([reason])
+        if props is not None:
+            body += proplist(props)
+    return packet(0xE0, body)
 
 
 PINGREQ = packet(0xC0, b"")
 PINGRESP = packet(0xD0, b"")
-DISCONNECT = packet(0xE0, b"")
+DISCONNECT = disconnect()
 
 NAMES = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL",
          7: "PUBCOMP", 8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK",
@@ -342,13 +404,39 @@ class Scenario:
 
 
 # The prelude every scenario script starts with: mqtt, the broker address,
-# out(...) printing a line at once, and code(rc).
+# out(...) printing a line at once, code(rc), names(reason_codes) and
+# show(properties).
 PRELUDE = """local mqtt = require "mqlua"
 local HOST, PORT = arg[1], tonumber(arg[2])
 io.stdout:setvbuf("line")
 local function out(...) print(...) end
 -- the number of a reason code (a ReasonCode value in MQTT v5 callbacks)
 local function code(rc) return type(rc) == "number" and rc or rc.value end
+-- a list of reason codes as their names, comma-separated
+local function names(rcs)
+  local n = {}
+  for i, rc in ipairs(rcs) do n[i] = tostring(rc) end
+  return table.concat(n, ",")
+end
+-- properties in one line: names sorted, lists in order, binary strings in hex
+local function show(p)
+  if p == nil then return "nil" end
+  local names, parts = {}, {}
+  for k in pairs(p) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = p[k]
+    if type(v) == "table" then
+      local items = {}
+      for i, e in ipairs(v) do items[i] = type(e) == "table" and e[1] .. "=" .. e[2] or tostring(e) end
+      v = "[" .. table.concat(items, ",") .. "]"
+    elseif type(v) == "string" and v:find("[^%g ]") then
+      v = "0x" .. (v:gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
+    end
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  return table.concat(parts, " ")
+end
 """
 
 

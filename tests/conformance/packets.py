@@ -2,7 +2,8 @@
 against a scripted fake broker (fakebroker.py): CONNECT for MQTT 3.1, 3.1.1
 and 5 (will, credentials, keepalive, clean session, a generated client id),
 keepalive pings, QoS 1 and 2 flows both ways, re-sending after a dropped
-connection, SUBSCRIBE/UNSUBSCRIBE forms, DISCONNECT, and the paho helpers.
+connection, SUBSCRIBE/UNSUBSCRIBE forms, DISCONNECT, MQTT v5 properties,
+subscription options and reason codes both ways, and the paho helpers.
 
 Run by packets.sh (tests/run); CONFORMANCE_ONLY=text runs the scenarios
 whose name contains text.
@@ -12,8 +13,8 @@ import re
 import sys
 import time
 
-from fakebroker import (DISCONNECT, PINGREQ, PINGRESP, Failure, connack, connect, describe, hexs,
-                        puback, pubcomp, publish, pubrec, pubrel, run_all, suback, subscribe,
+from fakebroker import (DISCONNECT, PINGREQ, PINGRESP, Failure, connack, connect, describe, disconnect, hexs,
+                        properties, puback, pubcomp, publish, pubrec, pubrel, run_all, suback, subscribe,
                         unsuback, unsubscribe)
 
 SCENARIOS = []
@@ -53,24 +54,28 @@ c:connect(HOST, PORT, %d%s)
 # ---------------------------------------------------------------------------
 # CONNECT
 
+# clean_session as a script gives it: true, or left out for MQTT v5 (where
+# connect's clean_start takes its place and clean_session raises)
+CLEAN = {3: "true", 4: "true", 5: "nil"}
+
 for level, proto in ((3, "MQTTv31"), (4, "MQTTv311"), (5, "MQTTv5")):
     def plain(s, level=level):
         goodbye(handshake(s, connect("conf-plain", level=level), level))
     scenario("CONNECT %s: protocol name and level, clean session, keepalive 60" % proto,
-             connect_then_disconnect('mqtt.Client("conf-plain", true, nil, mqtt.%s)' % proto),
+             connect_then_disconnect('mqtt.Client("conf-plain", %s, nil, mqtt.%s)' % (CLEAN[level], proto)),
              "on_connect 0\n")(plain)
 
     def will(s, level=level):
         goodbye(handshake(s, connect("conf-will", level=level, will=("conf/will", "gone", 1, True)), level))
     scenario("CONNECT %s with a will (qos 1, retain)" % proto,
-             connect_then_disconnect('mqtt.Client("conf-will", true, nil, mqtt.%s)' % proto,
+             connect_then_disconnect('mqtt.Client("conf-will", %s, nil, mqtt.%s)' % (CLEAN[level], proto),
                                      'c:will_set("conf/will", "gone", 1, true)'), "on_connect 0\n")(will)
 
     def creds(s, level=level):
         goodbye(handshake(s, connect("conf-auth", level=level, keepalive=5, username="user",
                                      password="pa:ss"), level))
     scenario("CONNECT %s with username, password and keepalive 5" % proto,
-             connect_then_disconnect('mqtt.Client("conf-auth", true, nil, mqtt.%s)' % proto,
+             connect_then_disconnect('mqtt.Client("conf-auth", %s, nil, mqtt.%s)' % (CLEAN[level], proto),
                                      'c:username_pw_set("user", "pa:ss")', keepalive=5),
              "on_connect 0\n")(creds)
 
@@ -90,8 +95,7 @@ def _(s):
 
 
 @scenario("CONNECT MQTTv5 with clean start false",
-          # clean_session false before the v5 branch, connect's clean_start (7th argument) after it
-          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", clean_session = false, protocol = mqtt.MQTTv5}',
+          connect_then_disconnect('mqtt.Client{client_id = "conf-v5p", protocol = mqtt.MQTTv5}',
                                   connect_extra=', nil, 0, false'),
           "on_connect 0\n")
 def _(s):
@@ -114,15 +118,15 @@ for level, proto in ((3, "MQTTv31"), (4, "MQTTv311"), (5, "MQTTv5")):
             raise Failure("CONNECT with a generated id: not the expected shape\n  actual: %s\n          %s"
                           % (describe(pkt), hexs(pkt)))
         cid = m.group(3)
-        if not (1 <= len(cid) <= 23) or not re.fullmatch(rb"mqlua-[0-9a-f]{12}", cid):
-            raise Failure("generated client id %r: want mqlua- and 12 hex digits, 1..23 bytes" % cid)
+        if not (1 <= len(cid) <= 23) or not re.fullmatch(rb"mqlua[0-9a-f]{12}", cid):
+            raise Failure("generated client id %r: want mqlua and 12 hex digits, 1..23 bytes" % cid)
         if pkt != connect(cid.decode(), level=level):
             raise Failure("CONNECT with id %r differs from the spec's encoding\n  expected: %s\n  actual:   %s"
                           % (cid, hexs(connect(cid.decode(), level=level)), hexs(pkt)))
         c.send(connack(0, False, level))
         goodbye(c)
-    scenario("CONNECT %s with client_id \"\": a generated id of 18 bytes" % proto,
-             connect_then_disconnect('mqtt.Client("", true, nil, mqtt.%s)' % proto), "on_connect 0\n")(generated)
+    scenario("CONNECT %s with client_id \"\": a generated id of 17 bytes (0-9a-zA-Z)" % proto,
+             connect_then_disconnect('mqtt.Client("", %s, nil, mqtt.%s)' % (CLEAN[level], proto)), "on_connect 0\n")(generated)
 
 
 @scenario("CONNACK refused (not authorised): on_connect rc 5, no DISCONNECT",
@@ -463,9 +467,232 @@ def _(s):
 
 
 # ---------------------------------------------------------------------------
-# MQTT v5 properties: scenarios with properties (CONNECT, PUBLISH, SUBSCRIBE
-# options, reason codes) go HERE once the v5 properties branch has landed.
-# ---------------------------------------------------------------------------
+# MQTT v5 properties, subscription options and reason codes
+#
+# The order of different properties in a packet is the sender's choice (the
+# specification gives none); mqlua's is fixed (its table of property names),
+# so the expected bytes below are in that order. The order of UserProperty
+# pairs is part of their meaning and is kept, repeated names included.
+
+V5 = "mqtt.Client{client_id = %r, protocol = mqtt.MQTTv5%s}"
+VERSION2 = ", callback_api_version = mqtt.CallbackAPIVersion.VERSION2"
+
+
+@scenario("MQTTv5 CONNECT with properties: SessionExpiryInterval, ReceiveMaximum, MaximumPacketSize, "
+          "TopicAliasMaximum, request flags, UserProperty in order",
+          connect_then_disconnect(V5 % ("conf-cprops", ""), connect_extra=""", nil, 0, true, {
+  SessionExpiryInterval = 3600, ReceiveMaximum = 10, MaximumPacketSize = 1048576, TopicAliasMaximum = 5,
+  RequestResponseInformation = 1, RequestProblemInformation = 0,
+  UserProperty = { { "site", "porch" }, { "k", "1" }, { "site", "hall" } } }"""), "on_connect 0\n")
+def _(s):
+    # ReceiveMaximum given: libmosquitto's own (20, from max_inflight_messages) is not added
+    goodbye(handshake(s, connect("conf-cprops", level=5, props=properties(
+        ("SessionExpiryInterval", 3600), ("RequestProblemInformation", 0), ("RequestResponseInformation", 1),
+        ("ReceiveMaximum", 10), ("TopicAliasMaximum", 5), ("UserProperty", ("site", "porch")),
+        ("UserProperty", ("k", "1")), ("UserProperty", ("site", "hall")), ("MaximumPacketSize", 1048576))), 5))
+
+
+@scenario("MQTTv5 CONNECT with will properties: WillDelayInterval, ContentType, binary CorrelationData, "
+          "UserProperty, ... between the client id and the will topic",
+          connect_then_disconnect(V5 % ("conf-wprops", ""), r'''c:will_set("conf/will", "gone", 1, true, {
+  WillDelayInterval = 30, PayloadFormatIndicator = 1, MessageExpiryInterval = 600, ContentType = "text/plain",
+  ResponseTopic = "conf/re", CorrelationData = "\0\1\255", UserProperty = { { "w", "1" }, { "w", "2" } } })'''),
+          "on_connect 0\n")
+def _(s):
+    goodbye(handshake(s, connect("conf-wprops", level=5, will=("conf/will", "gone", 1, True), will_props=properties(
+        ("PayloadFormatIndicator", 1), ("MessageExpiryInterval", 600), ("ContentType", "text/plain"),
+        ("ResponseTopic", "conf/re"), ("CorrelationData", b"\x00\x01\xff"), ("WillDelayInterval", 30),
+        ("UserProperty", ("w", "1")), ("UserProperty", ("w", "2")))), 5))
+
+
+# every property a client may put in a PUBLISH (SubscriptionIdentifier is the server's)
+PUBLISH_PROPS_LUA = r'''{ PayloadFormatIndicator = 1, MessageExpiryInterval = 60, ContentType = "text/plain; charset=utf-8",
+  ResponseTopic = "conf/reply", CorrelationData = "\0\1\2\255", TopicAlias = 3,
+  UserProperty = { { "k", "1" }, { "a", "2" }, { "k", "3" } } }'''
+PUBLISH_PROPS = properties(
+    ("PayloadFormatIndicator", 1), ("MessageExpiryInterval", 60), ("ContentType", "text/plain; charset=utf-8"),
+    ("ResponseTopic", "conf/reply"), ("CorrelationData", b"\x00\x01\x02\xff"), ("TopicAlias", 3),
+    ("UserProperty", ("k", "1")), ("UserProperty", ("a", "2")), ("UserProperty", ("k", "3")))
+PUB_PROPS_SCRIPT = """local c = %s
+c.on_publish = function(cl, _, mid, rc, p)
+  out("on_publish " .. mid .. (rc and " " .. tostring(rc) .. " " .. show(p) or ""))
+  cl:disconnect()
+end
+c.on_connect = function(cl) cl:publish("conf/p5", "payload", %d, false, %s) end
+c:connect(HOST, PORT)
+"""
+
+
+@scenario("MQTTv5 PUBLISH QoS 0 with every publish property (binary CorrelationData, TopicAlias, "
+          "UserProperty order with a repeated name)",
+          PUB_PROPS_SCRIPT % (V5 % ("conf-pprops", ", store = false"), 0, PUBLISH_PROPS_LUA))
+def _(s):
+    c = s.accept()
+    c.expect("CONNECT", connect("conf-pprops", level=5))
+    c.send(connack(0, level=5, props=properties(("TopicAliasMaximum", 10))))
+    c.expect("PUBLISH", publish("conf/p5", "payload", 0, level=5, props=PUBLISH_PROPS))
+    goodbye(c)
+
+
+@scenario("MQTTv5 PUBLISH QoS 1 with every publish property, through the store: the same bytes; "
+          "the PUBACK's reason (0x10) and ReasonString reach on_publish (VERSION2)",
+          PUB_PROPS_SCRIPT % (V5 % ("conf-pprops1", VERSION2), 1, PUBLISH_PROPS_LUA),
+          "on_publish 1 No matching subscribers ReasonString=nobody listens\n")
+def _(s):
+    c = s.accept()
+    c.expect("CONNECT", connect("conf-pprops1", level=5))
+    c.send(connack(0, level=5, props=properties(("TopicAliasMaximum", 10))))
+    c.expect("PUBLISH", publish("conf/p5", "payload", 1, mid=1, level=5, props=PUBLISH_PROPS))
+    c.send(puback(1, 0x10, properties(("ReasonString", "nobody listens"))))
+    goodbye(c)
+
+
+SUB5 = """local SO = mqtt.SubscribeOptions
+local c = %s
+c.on_subscribe = function(cl, _, mid, rcs, p)
+  out("on_subscribe " .. mid .. " " .. names(rcs) .. " | " .. show(p))
+  cl:disconnect()
+end
+c.on_connect = function(cl) cl:subscribe(%s) end
+c:connect(HOST, PORT)
+"""
+
+
+@scenario("MQTTv5 SUBSCRIBE with SubscribeOptions (no_local, retain_as_published, retain_handling 2), "
+          "SubscriptionIdentifier and UserProperty; SUBACK properties reach on_subscribe",
+          SUB5 % (V5 % ("conf-subopts", VERSION2), '''{ topic = "so/#",
+  options = SO { qos = 1, no_local = true, retain_as_published = true, retain_handling = 2 },
+  properties = { SubscriptionIdentifier = 42, UserProperty = { { "s", "1" }, { "r", "2" } } } }'''),
+          "on_subscribe 1 Granted QoS 1 | ReasonString=granted UserProperty=[q=1]\n")
+def _(s):
+    c = handshake(s, connect("conf-subopts", level=5), 5)
+    # options: QoS 1 | no local 0x04 | retain as published 0x08 | retain handling 2 << 4
+    c.expect("SUBSCRIBE", subscribe(1, [("so/#", 0x01 | 0x04 | 0x08 | 0x20)], level=5, props=properties(
+        ("SubscriptionIdentifier", 42), ("UserProperty", ("s", "1")), ("UserProperty", ("r", "2")))))
+    c.send(suback(1, [1], level=5, props=properties(("ReasonString", "granted"), ("UserProperty", ("q", "1")))))
+    goodbye(c)
+
+
+@scenario("MQTTv5 SUBSCRIBE a list with retain_handling 1 and the largest SubscriptionIdentifier "
+          "(268435455, 4-byte varint); SUBACK 0x02 and 0x87",
+          SUB5 % (V5 % ("conf-subid", VERSION2), '''{ { "sb/a", SO { qos = 2, retain_handling = 1 } },
+  { "sb/b", SO { qos = 2, retain_handling = 1 } } }, nil, nil, { SubscriptionIdentifier = 268435455 }'''),
+          "on_subscribe 1 Granted QoS 2,Not authorized | \n")
+def _(s):
+    c = handshake(s, connect("conf-subid", level=5), 5)
+    sub = subscribe(1, [("sb/a", 0x12), ("sb/b", 0x12)], level=5,
+                    props=properties(("SubscriptionIdentifier", 268435455)))
+    if b"\x0b\xff\xff\xff\x7f" not in sub:
+        raise Failure("the scenario's own varint encoding is wrong: %s" % hexs(sub))
+    c.expect("SUBSCRIBE", sub)
+    c.send(suback(1, [2, 0x87], level=5))
+    goodbye(c)
+
+
+# libmosquitto 2.0.11 hands on no UNSUBACK reason codes (README): the list is empty
+@scenario("MQTTv5 UNSUBSCRIBE with UserProperty (order and a repeated name kept); the UNSUBACK's "
+          "ReasonString reaches on_unsubscribe (VERSION2), its reason codes do not",
+          """local c = %s
+c.on_unsubscribe = function(cl, _, mid, rcs, p)
+  out("on_unsubscribe " .. mid .. " " .. names(rcs) .. " | " .. show(p))
+  cl:disconnect()
+end
+c.on_connect = function(cl)
+  cl:unsubscribe({ "u5/a", "u5/b" }, { UserProperty = { { "why", "done" }, { "who", "conf" }, { "why", "again" } } })
+end
+c:connect(HOST, PORT)
+""" % (V5 % ("conf-unsub5", VERSION2)),
+          "on_unsubscribe 1  | ReasonString=partly\n")
+def _(s):
+    c = handshake(s, connect("conf-unsub5", level=5), 5)
+    c.expect("UNSUBSCRIBE", unsubscribe(1, ["u5/a", "u5/b"], level=5, props=properties(
+        ("UserProperty", ("why", "done")), ("UserProperty", ("who", "conf")), ("UserProperty", ("why", "again")))))
+    c.send(unsuback(1, level=5, reasons=[0x00, 0x11], props=properties(("ReasonString", "partly"))))
+    goodbye(c)
+
+
+@scenario("MQTTv5 DISCONNECT with reason code 4 (with will) and properties",
+          connect_then_disconnect(V5 % ("conf-disc5", ""), 'c:will_set("conf/w", "x")').replace(
+              "cl:disconnect()", 'cl:disconnect(4, { SessionExpiryInterval = 0, ReasonString = "bye", '
+              'UserProperty = { { "d", "1" } } })'), "on_connect 0\n")
+def _(s):
+    c = handshake(s, connect("conf-disc5", level=5, will=("conf/w", "x", 0, False)), 5)
+    c.expect("DISCONNECT", disconnect(0x04, properties(
+        ("SessionExpiryInterval", 0), ("ReasonString", "bye"), ("UserProperty", ("d", "1")))))
+    c.expect_closed()
+
+
+# Every CONNACK property but the authentication ones and AssignedClientIdentifier,
+# which a server sends only to a client that connected with an empty id [MQTT-3.2.2-16]
+# (mqlua never does; libmosquitto takes it as a protocol error otherwise).
+CONNACK_PROPS = [
+    ("SessionExpiryInterval", 120), ("ServerKeepAlive", 30),
+    ("ResponseInformation", "resp/"), ("ServerReference", "other:1883"), ("ReasonString", "welcome"),
+    ("ReceiveMaximum", 5), ("TopicAliasMaximum", 4), ("MaximumQoS", 1), ("RetainAvailable", 0),
+    ("UserProperty", ("srv", "b")), ("UserProperty", ("srv", "a")), ("MaximumPacketSize", 4096),
+    ("WildcardSubscriptionAvailable", 1), ("SubscriptionIdentifierAvailable", 0),
+    ("SharedSubscriptionAvailable", 1)]
+
+
+@scenario("MQTTv5 CONNACK properties (14 kinds, UserProperty twice) reach on_connect (VERSION1's v5 form)",
+          """local c = %s
+c.on_connect = function(cl, _, flags, rc, p)
+  out("on_connect " .. tostring(rc) .. " | " .. show(p))
+  cl:disconnect()
+end
+c:connect(HOST, PORT)
+""" % (V5 % ("conf-connack", "")),
+          "on_connect Success | MaximumPacketSize=4096 MaximumQoS=1 "
+          "ReasonString=welcome ReceiveMaximum=5 ResponseInformation=resp/ RetainAvailable=0 ServerKeepAlive=30 "
+          "ServerReference=other:1883 SessionExpiryInterval=120 SharedSubscriptionAvailable=1 "
+          "SubscriptionIdentifierAvailable=0 TopicAliasMaximum=4 UserProperty=[srv=b,srv=a] "
+          "WildcardSubscriptionAvailable=1\n")
+def _(s):
+    c = s.accept()
+    c.expect("CONNECT", connect("conf-connack", level=5))
+    c.send(connack(0, level=5, props=properties(*CONNACK_PROPS)))
+    goodbye(c)
+
+
+@scenario("MQTTv5 PUBLISH in with properties: msg.properties (binary CorrelationData, UserProperty in order, "
+          "SubscriptionIdentifier as a list); PUBACK",
+          """local c = %s
+c.on_message = function(cl, _, m)
+  out(m.topic, m.payload, m.qos, show(m.properties))
+  cl:disconnect()
+end
+c:connect(HOST, PORT)
+""" % (V5 % ("conf-recv5", "")),
+          "in5/p\tdata\t1\tContentType=text/plain CorrelationData=0x00ff01 MessageExpiryInterval=30 "
+          "PayloadFormatIndicator=1 ResponseTopic=in5/reply SubscriptionIdentifier=[300] "
+          "UserProperty=[b=2,a=1,b=3]\n")
+def _(s):
+    c = handshake(s, connect("conf-recv5", level=5), 5)
+    c.send(publish("in5/p", "data", 1, mid=12, level=5, props=properties(
+        ("PayloadFormatIndicator", 1), ("MessageExpiryInterval", 30), ("ContentType", "text/plain"),
+        ("ResponseTopic", "in5/reply"), ("CorrelationData", b"\x00\xff\x01"), ("UserProperty", ("b", "2")),
+        ("UserProperty", ("a", "1")), ("UserProperty", ("b", "3")), ("SubscriptionIdentifier", 300))))
+    c.expect("PUBACK", puback(12))
+    goodbye(c)
+
+
+# libmosquitto 2.0.11 reads a DISCONNECT's properties but hands them on to nobody (README)
+@scenario("MQTTv5 DISCONNECT from the broker with reason 0x8B and properties: on_disconnect (VERSION2) gets "
+          "the reason and the server flag, empty properties",
+          """local c = %s
+c.on_disconnect = function(cl, _, flags, rc, p)
+  out("on_disconnect " .. tostring(flags.is_disconnect_packet_from_server) .. " " .. tostring(rc) .. " | " .. show(p))
+  cl:disconnect()   -- no reconnect
+end
+c:connect(HOST, PORT)
+""" % (V5 % ("conf-sdisc", VERSION2)),
+          "on_disconnect true Server shutting down | \n")
+def _(s):
+    c = handshake(s, connect("conf-sdisc", level=5), 5)
+    c.send(disconnect(0x8B, properties(("ReasonString", "maintenance"), ("ServerReference", "other:1883"),
+                                       ("UserProperty", ("k", "v")))))
+    c.close()
+
 
 
 # ---------------------------------------------------------------------------

@@ -37,7 +37,8 @@ end)
 
 test("Client() defaults: a generated id, clean session, MQTT 3.1.1", function(t)
 	local a, b = mqtt.Client(), mqtt.Client()
-	t:match(a.client_id, "^mqlua%-", "generated id")
+	-- only 0-9a-zA-Z, 1..23 bytes: what every MQTT 3.1.1 server must accept [MQTT-3.1.3-5]
+	t:match(a.client_id, "^mqlua%x%x%x%x%x%x%x%x%x%x%x%x$", "generated id: mqlua and 12 hex digits")
 	t:ok(a.client_id ~= b.client_id, "two generated ids differ: " .. a.client_id)
 	t:eq(a.clean_session, true, "clean_session default")
 	t:eq(a.protocol, mqtt.MQTTv311, "protocol default")
@@ -49,6 +50,33 @@ test("empty client_id with clean_session=false raises", function(t)
 	t:raises(function() mqtt.Client(nil, false) end, "a client_id must be provided if clean_session is false")
 	t:raises(function() mqtt.Client{ client_id = "", clean_session = false } end,
 		"a client_id must be provided if clean_session is false")
+end)
+
+test("MQTTv5 with an explicit clean_session raises (connect's clean_start takes its place)", function(t)
+	local why = "bad argument #2 to 'Client' %(clean_session is not used for MQTT 5%.0 " ..
+		"%(leave it out and use connect%(clean_start = %.%.%.%)%)%)"
+	t:raises(function() mqtt.Client{ client_id = "v5cs", clean_session = false, protocol = mqtt.MQTTv5 } end, why)
+	t:raises(function() mqtt.Client{ client_id = "v5cs", clean_session = true, protocol = mqtt.MQTTv5 } end, why)
+	t:raises(function() mqtt.Client("v5cs", true, nil, mqtt.MQTTv5) end, why)
+	t:raises(function() mqtt.Client("", false, nil, mqtt.MQTTv5) end, why)
+	-- left out (or nil) is fine, and the session is then chosen by connect()
+	local c = mqtt.Client{ client_id = "v5cs", protocol = mqtt.MQTTv5 }
+	t:eq(c.protocol, mqtt.MQTTv5, "protocol")
+	t:eq(mqtt.Client("v5cs", nil, nil, mqtt.MQTTv5).client_id, "v5cs", "positional nil")
+	t:raises(function() c:reinitialise("v5cs", false) end, "clean_session is not used for MQTT 5%.0")
+	c:reinitialise("v5cs2")
+	t:eq(c.client_id, "v5cs2", "reinitialise without clean_session")
+	local b = T.broker()
+	local sp = {}
+	c.on_connect = function(_, _, flags) sp[#sp + 1] = flags.session_present end
+	t:eq(c:connect(b.host, b.port, 60, nil, nil, false, { SessionExpiryInterval = 60 }), 0, "connect, clean_start false")
+	t:ok(T.wait_until(function() return #sp == 1 end), "on_connect")
+	c:disconnect()
+	t:ok(T.wait_until(function() return not c:is_connected() end), "disconnected")
+	t:eq(c:connect(b.host, b.port, 60, nil, nil, false), 0, "connect again, clean_start false")
+	t:ok(T.wait_until(function() return #sp == 2 end), "on_connect again")
+	t:eq(sp, { false, true }, "session_present: the session was kept by clean_start = false")
+	c:disconnect()
 end)
 
 test("Client() rejects bad protocol, transport, clean_session and unknown keys", function(t)

@@ -45,7 +45,7 @@ test("simple with msg_count = 3 and a list of filters: a list of three messages 
 		{ topic = "hs/2/a", payload = "3", qos = 1, retain = false } }, "messages")
 	later(0.3, broker, { { "hs/2/z", "named", 2 } })
 	local one = subscribe.simple{ topics = "hs/2/#", msg_count = 1, qos = 2, client_id = "hs-named",
-		hostname = broker.host, port = broker.port, keepalive = 20, clean_session = true, retained = true,
+		hostname = broker.host, port = broker.port, keepalive = 20, retained = true,
 		protocol = mqtt.MQTTv5 }
 	t:eq(fields(one), { topic = "hs/2/z", payload = "named", qos = 2, retain = false }, "msg_count 1: one message, not a list")
 end)
@@ -159,6 +159,8 @@ test("argument and connection errors", function(t)
 		{ function() subscribe.callback("f", "a") end, "bad argument 'callback' to 'callback' %(function expected, got string%)" },
 		{ function() subscribe.callback{ callback = print, topic = "a" } end, "bad argument #1 to 'callback' %(unknown argument 'topic'%)" },
 		{ function() subscribe.simple{ topics = "a", clean_session = false } end, "a client_id must be provided if clean_session is false" },
+		{ function() subscribe.simple{ topics = "a", clean_session = true, protocol = mqtt.MQTTv5 } end,
+			"bad argument 'clean_session' to 'simple' %(clean_session is not used for MQTT 5%.0 %(leave it out%)%)" },
 	}
 	for i, case in ipairs(cases) do
 		local msg = t:raises(case[1], case[2])

@@ -79,7 +79,14 @@ test("CallbackAPIVersion: values, the positional paho 2.x form, errors", functio
 	local c = mqtt.Client(V2, "cb-positional", false)
 	t:eq({ c.client_id, c.clean_session }, { "cb-positional", false }, "client_id and clean_session after the version")
 	local d = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-	t:match(d.client_id, "^mqlua%-", "VERSION1 alone: a generated id")
+	t:match(d.client_id, "^mqlua%x+$", "VERSION1 alone: a generated id")
+	t:ok(rawequal(c.callback_api_version, V2), "c.callback_api_version is CallbackAPIVersion.VERSION2")
+	t:ok(rawequal(mqtt.Client("cb-default").callback_api_version, mqtt.CallbackAPIVersion.VERSION1),
+		"VERSION1 when not given")
+	t:ok(rawequal(mqtt.Client { client_id = "cb-kw", callback_api_version = V2 }.callback_api_version, V2),
+		"keyword form")
+	t:raises(function() c.callback_api_version = mqtt.CallbackAPIVersion.VERSION1 end,
+		"callback_api_version is read%-only: use Client%(callback_api_version, %.%.%.%)")
 	t:raises(function() mqtt.Client { client_id = "x", callback_api_version = 2 } end,
 		"callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2")
 end)

@@ -30,7 +30,7 @@ test("connect(path) over a Unix socket: subscribe, publish at QoS 0-2, seen over
 end)
 
 test("positional form, and a socket that does not exist", function(t)
-	local c = mqtt.Client("unix-2", true, nil, mqtt.MQTTv5, "unix")
+	local c = mqtt.Client("unix-2", nil, nil, mqtt.MQTTv5, "unix")
 	local rc, err = c:connect(dir .. "/missing.sock")
 	t:eq(rc, mqtt.MQTT_ERR_ERRNO, "rc")
 	t:eq(err, "No such file or directory", "error")
