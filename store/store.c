@@ -135,6 +135,20 @@ static int exec(struct store *s, const char *sql, const char *what)
 	return 0;
 }
 
+/* journal_mode=WAL needs the file to itself for a moment and does not wait on
+ * the busy handler: a process creating the same store at the same moment
+ * makes it fail with SQLITE_BUSY, so it is retried for up to 5 s. */
+static int set_wal(struct store *s)
+{
+	for (int tries = 0;; tries++) {
+		int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		int primary = rc & 0xff;
+		if (rc == SQLITE_OK || (primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || tries >= 100)
+			return rc == SQLITE_OK ? 0 : exec(s, "PRAGMA journal_mode=WAL", "cannot switch to WAL");
+		sqlite3_sleep(50);
+	}
+}
+
 /* mkdir -p for the directory of path, mode 0700 for what it creates. */
 static void make_parent_dirs(const char *path)
 {
@@ -308,7 +322,7 @@ struct store *store_open(const char *path, enum store_durability d, char *err, s
 	sqlite3_busy_timeout(s->db, 5000);   /* another process may hold the write lock for one iteration */
 	if (check_file(s, &version) != 0)
 		goto fail_msg;
-	if (d != STORE_MEMORY && exec(s, "PRAGMA journal_mode=WAL", "cannot switch to WAL") != 0)
+	if (d != STORE_MEMORY && set_wal(s) != 0)
 		goto fail_msg;
 	if (exec(s, d == STORE_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "pragma") != 0 ||
 	    exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY", "pragma") != 0)
