@@ -7,6 +7,7 @@
 #include "bindings/mqlua.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
+#include "bindings/stats.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
 
@@ -326,6 +327,7 @@ static const luaL_Reg module_fns[] = {
 	{ "run", l_run },
 	{ "spawn", l_spawn },
 	{ "time", l_time },
+	{ "stats", stats_l_stats },
 	{ NULL, NULL }
 };
 
@@ -337,6 +339,7 @@ int luaopen_mqlua(lua_State *L)
 		lib_init = true;
 	}
 	task_open(L);
+	stats_open();
 	/* for tests/bench/run only: handlers called with lua_pcall, so they cannot wait */
 	const char *plain = getenv("MQLUA_PLAIN_HANDLERS");
 	mqlua_plain_handlers = plain && strcmp(plain, "1") == 0;
