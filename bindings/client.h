@@ -249,7 +249,15 @@ void client_stop_net(struct client *c);
 void client_run_once(struct client *c, double timeout);
 /* mqlua_pcall(L, nargs, 0, what) for a callback of c: its errors and run time
  * count for c, and its error log line names detail (a filter, a topic; may be NULL). */
-int client_pcall(struct client *c, lua_State *L, int nargs, const char *what, const char *detail);
+static inline int client_pcall(struct client *c, lua_State *L, int nargs, const char *what, const char *detail)
+{
+	stats_client = c->stats;
+	task_detail = detail;
+	int status = mqlua_pcall(L, nargs, 0, what);
+	stats_client = NULL;
+	task_detail = NULL;
+	return status;
+}
 /* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
 lua_State *client_callback_L(struct client *c);
 

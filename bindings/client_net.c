@@ -243,16 +243,6 @@ const char *client_describe_rc(struct client *c, int rc)
 
 /* ---- calling the script ---- */
 
-int client_pcall(struct client *c, lua_State *L, int nargs, const char *what, const char *detail)
-{
-	stats_client = c->stats;
-	task_detail = detail;
-	int status = mqlua_pcall(L, nargs, 0, what);
-	stats_client = NULL;
-	task_detail = NULL;
-	return status;
-}
-
 /* Pushes the client's Lua object and returns its index, or pushes nothing
  * and returns 0 once it has been collected. */
 static int push_client(lua_State *L, struct client *c)

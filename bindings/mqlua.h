@@ -55,8 +55,9 @@ void task_open(lua_State *L);
 extern lua_State *volatile mqlua_current_thread;
 
 /* The name of the script that owns the running task, or NULL (script_name.c;
- * a file's basename, "(command line)" for -e code). mqlua_script_name_set()
- * names the main script. */
+ * a file's basename, "(command line)" for -e code). The pointer stays the
+ * same (and valid) while the name does: stats.c compares pointers first.
+ * mqlua_script_name_set() names the main script. */
 const char *mqlua_script_name(void);
 void mqlua_script_name_set(const char *path);
 

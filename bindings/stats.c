@@ -3,8 +3,9 @@
  * handler run times, the per-script and per-handler-kind records, and the
  * document itself. The clients' own counters are bumped where the events
  * happen (client_net.c, client_pub.c, client_outbox.c); this file only reads
- * them. Everything here is fixed-size memory: a histogram is 4.6 KB whatever
- * the number of handlers it has seen.
+ * them. Everything here is fixed-size memory: a histogram is 9 KB whatever
+ * the number of handlers it has seen. The cost per handler is two reads of
+ * the time-stamp counter and two histogram increments (tests/bench/RESULTS.md).
  */
 #include "bindings/client.h"
 #include "bindings/stats.h"
@@ -18,17 +19,14 @@
 #include <unistd.h>
 
 struct client_stats *stats_client;
+bool stats_tsc;
 
-/* One handler kind of one script ("on_message", "mqlua.every callback"...). */
-struct stats_kind {
-	const char *what;            /* the caller's static string */
-	struct stats_handlers h;
-	struct stats_kind *next;
-};
+struct stats_last stats_last;
 
+/* A script's handlers, kind by kind (its totals are their sum). */
 struct stats_script {
 	char *name;
-	struct stats_handlers all;
+	const char *key;             /* the mqlua_script_name() pointer that found it last */
 	struct stats_kind *kinds;
 	struct stats_script *next;
 };
@@ -36,26 +34,43 @@ struct stats_script {
 static struct stats_script *scripts;
 static struct stats_script *last_script;
 static double started;
+/* a (time-stamp counter, nanoseconds) pair read at start, to convert ticks */
+static uint64_t tsc0;
+static uint64_t ns0;
 
-int64_t stats_clock(void)
+uint64_t stats_clock_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the time-stamp counter ticks at a constant rate (CPUID's
+ * "invariant TSC"), so that ticks measure time. */
+static bool invariant_tsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
+	if (a < 0x80000007u)
+		return false;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000007u), "c"(0));
+	return (d >> 8) & 1;
+#else
+	return false;
+#endif
+}
+
+/* Milliseconds per tick: measured against the monotonic clock since start. */
+static double ms_per_tick(void)
+{
+	if (!stats_tsc)
+		return 1e-6;
+	uint64_t ticks = stats_ticks() - tsc0, ns = stats_clock_ns() - ns0;
+	return ticks > 0 && ns > 0 ? (double)ns / (double)ticks / 1e6 : 0;
 }
 
 /* ---- histograms ---- */
-
-static unsigned bucket_of(uint64_t ns)
-{
-	if (ns < (1u << STATS_SUB_BITS))
-		return (unsigned)ns;
-	unsigned e = 63 - (unsigned)__builtin_clzll(ns);   /* >= STATS_SUB_BITS */
-	if (e > STATS_MAX_EXP)
-		return STATS_BUCKETS - 1;
-	unsigned sub = (unsigned)(ns >> (e - STATS_SUB_BITS)) & ((1u << STATS_SUB_BITS) - 1);
-	return ((e - STATS_SUB_BITS + 1) << STATS_SUB_BITS) + sub;
-}
 
 /* The lowest value of bucket b and its width. */
 static void bucket_range(unsigned b, double *low, double *width)
@@ -72,19 +87,21 @@ static void bucket_range(unsigned b, double *low, double *width)
 	*width = unit;
 }
 
-void stats_hist_add(struct stats_hist *h, uint64_t ns)
+static uint64_t hist_count(const struct stats_hist *h)
 {
-	h->count++;
-	if (ns > h->max_ns)
-		h->max_ns = ns;
-	h->bucket[bucket_of(ns)]++;
+	uint64_t n = 0;
+	for (unsigned b = 0; b < STATS_BUCKETS; b++)
+		n += h->bucket[b];
+	return n;
 }
 
-double stats_hist_quantile(const struct stats_hist *h, double q)
+/* The q-quantile (0 < q <= 1) in ticks: the middle of its bucket (at most
+ * the maximum); 0 when empty. */
+static double hist_quantile(const struct stats_hist *h, uint64_t count, double q)
 {
-	if (h->count == 0)
+	if (count == 0)
 		return 0;
-	uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
+	uint64_t rank = (uint64_t)(q * (double)count + 0.999999);
 	if (rank < 1)
 		rank = 1;
 	uint64_t seen = 0;
@@ -94,10 +111,18 @@ double stats_hist_quantile(const struct stats_hist *h, double q)
 			double low, width;
 			bucket_range(b, &low, &width);
 			double mid = low + width / 2;
-			return mid > (double)h->max_ns ? (double)h->max_ns : mid;
+			return mid > (double)h->max ? (double)h->max : mid;
 		}
 	}
-	return (double)h->max_ns;
+	return (double)h->max;
+}
+
+static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
+{
+	for (unsigned b = 0; b < STATS_BUCKETS; b++)
+		into->bucket[b] += h->bucket[b];
+	if (h->max > into->max)
+		into->max = h->max;
 }
 
 /* ---- clients, scripts, tasks ---- */
@@ -110,17 +135,15 @@ struct client_stats *stats_client_new(void)
 	return s;
 }
 
-void stats_client_release(struct client_stats *s)
+void stats_client_free(struct client_stats *s)
 {
-	if (s && --s->refs == 0) {
-		free(s->topic);
-		free(s);
-	}
+	free(s->topic);
+	free(s);
 }
 
 static struct stats_script *find_script(const char *name)
 {
-	if (last_script && strcmp(last_script->name, name) == 0)
+	if (last_script && last_script->key == name)
 		return last_script;
 	struct stats_script *s;
 	for (s = scripts; s; s = s->next)
@@ -135,11 +158,12 @@ static struct stats_script *find_script(const char *name)
 		s->next = scripts;
 		scripts = s;
 	}
+	s->key = name;
 	last_script = s;
 	return s;
 }
 
-static struct stats_handlers *find_kind(struct stats_script *s, const char *what)
+static struct stats_kind *find_kind(struct stats_script *s, const char *what)
 {
 	struct stats_kind **p, *k;
 	for (p = &s->kinds; (k = *p); p = &k->next)
@@ -149,12 +173,15 @@ static struct stats_handlers *find_kind(struct stats_script *s, const char *what
 		if (!(k = calloc(1, sizeof *k)))
 			return NULL;
 		k->what = what;
+		k->script = s;
+	} else if (k == s->kinds) {
+		return k;
 	} else {
 		*p = k->next;     /* unlink: it moves to the front, where the next lookup starts */
 	}
 	k->next = s->kinds;
 	s->kinds = k;
-	return &k->h;
+	return k;
 }
 
 static const char *current_script_name(void)
@@ -163,34 +190,18 @@ static const char *current_script_name(void)
 	return name ? name : "main";
 }
 
-void stats_task_start(struct stats_task *st, const char *what)
+struct stats_kind *stats_find_kind(const char *name, const char *what)
 {
-	st->run_ns = 0;
-	st->client = stats_client;
-	if (st->client)
-		st->client->refs++;
-	st->script = what ? find_script(current_script_name()) : NULL;   /* the main chunk is no handler */
-	st->kind = st->script ? find_kind(st->script, what) : NULL;
-}
-
-void stats_task_end(struct stats_task *st, bool failed)
-{
-	uint64_t ns = st->run_ns > 0 ? (uint64_t)st->run_ns : 0;
-	struct stats_handlers *hs[] = { st->client ? &st->client->handlers : NULL,
-		st->script ? &st->script->all : NULL, st->kind };
-	for (int i = 0; i < 3; i++) {
-		if (!hs[i])
-			continue;
-		stats_hist_add(&hs[i]->time, ns);
-		hs[i]->errors += failed;
-	}
-	stats_client_release(st->client);
-	st->client = NULL;
+	struct stats_script *s = find_script(name ? name : "main");
+	struct stats_kind *k = s ? find_kind(s, what) : NULL;
+	if (k)
+		stats_last = (struct stats_last){ name, what, k };
+	return k;
 }
 
 const char *stats_task_script(const struct stats_task *st)
 {
-	return st->script ? st->script->name : current_script_name();
+	return st->kind ? st->kind->script->name : current_script_name();
 }
 
 /* ---- the document ---- */
@@ -217,12 +228,14 @@ static double wall_now(void)
 /* handler_errors and handler_time = {count, p50, p99, max} (milliseconds) */
 static void push_handlers(lua_State *L, const struct stats_handlers *h)
 {
+	double ms = ms_per_tick();
+	uint64_t count = hist_count(&h->time);
 	set_int(L, "handler_errors", h->errors);
 	lua_createtable(L, 0, 4);
-	set_int(L, "count", h->time.count);
-	set_num(L, "p50", stats_hist_quantile(&h->time, 0.50) / 1e6);
-	set_num(L, "p99", stats_hist_quantile(&h->time, 0.99) / 1e6);
-	set_num(L, "max", (double)h->time.max_ns / 1e6);
+	set_int(L, "count", count);
+	set_num(L, "p50", hist_quantile(&h->time, count, 0.50) * ms);
+	set_num(L, "p99", hist_quantile(&h->time, count, 0.99) * ms);
+	set_num(L, "max", (double)h->time.max * ms);
 	lua_setfield(L, -2, "handler_time");
 }
 
@@ -258,8 +271,14 @@ static void push_client(lua_State *L, struct client *c)
 
 static void push_script(lua_State *L, const struct stats_script *s)
 {
+	static struct stats_handlers all;   /* 9 KB: not on the stack */
+	memset(&all, 0, sizeof all);
+	for (const struct stats_kind *k = s->kinds; k; k = k->next) {
+		hist_merge(&all.time, &k->h.time);
+		all.errors += k->h.errors;
+	}
 	lua_createtable(L, 0, 3);
-	push_handlers(L, &s->all);
+	push_handlers(L, &all);
 	lua_newtable(L);
 	for (const struct stats_kind *k = s->kinds; k; k = k->next) {
 		lua_createtable(L, 0, 2);
@@ -331,6 +350,10 @@ int stats_l_stats(lua_State *L)
 
 void stats_open(void)
 {
-	if (started == 0)
-		started = loop_now();
+	if (started != 0)
+		return;
+	started = loop_now();
+	stats_tsc = invariant_tsc();
+	ns0 = stats_clock_ns();
+	tsc0 = stats_ticks();
 }

@@ -12,19 +12,50 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <lua.h>
+#include "bindings/mqlua.h"
 #include "runtime/loop.h"
 
-/* Buckets: values below 32 ns one each, then 32 per power of two up to 2^40 ns
- * (18 minutes; longer runs land in the last bucket). */
+/* Run times are kept in ticks of stats_ticks(): the CPU's time-stamp counter
+ * where it runs at a constant rate (x86), nanoseconds otherwise; stats.c turns
+ * them into milliseconds when it reports. Buckets: values below 32 one each,
+ * then 32 per power of two up to 2^42 (more than 20 minutes at 3 GHz; longer
+ * runs land in the last bucket). */
 #define STATS_SUB_BITS 5
-#define STATS_MAX_EXP 40
+#define STATS_MAX_EXP 42
 #define STATS_BUCKETS ((STATS_MAX_EXP - STATS_SUB_BITS + 1) << STATS_SUB_BITS)
 
 struct stats_hist {
-	uint64_t count;
-	uint64_t max_ns;
-	uint32_t bucket[STATS_BUCKETS];
+	uint64_t max;
+	uint64_t bucket[STATS_BUCKETS];
 };
+
+extern bool stats_tsc;   /* stats_ticks() reads the time-stamp counter */
+uint64_t stats_clock_ns(void);
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static inline uint64_t stats_ticks(void) { return stats_tsc ? __rdtsc() : stats_clock_ns(); }
+#else
+static inline uint64_t stats_ticks(void) { return stats_clock_ns(); }
+#endif
+
+static inline unsigned stats_bucket(uint64_t v)
+{
+	if (v < (1u << STATS_SUB_BITS))
+		return (unsigned)v;
+	unsigned e = 63 - (unsigned)__builtin_clzll(v);
+	if (e > STATS_MAX_EXP)
+		return STATS_BUCKETS - 1;
+	return ((e - STATS_SUB_BITS + 1) << STATS_SUB_BITS) + ((unsigned)(v >> (e - STATS_SUB_BITS)) & ((1u << STATS_SUB_BITS) - 1));
+}
+
+/* Adds v, whose bucket is b (stats_bucket(v)). */
+static inline void stats_hist_add(struct stats_hist *h, unsigned b, uint64_t v)
+{
+	h->bucket[b]++;
+	if (v > h->max)
+		h->max = v;
+}
 
 /* Handlers of one client, one script or one kind: how many ran, how many
  * failed, and their run times. */
@@ -51,31 +82,69 @@ struct client_stats {
 	int pending_mid;                      /* the stats message libmosquitto has not written yet */
 };
 
+/* One handler kind of one script ("on_message", "mqlua.every callback"...). */
+struct stats_kind {
+	const char *what;            /* the caller's static string */
+	struct stats_script *script;
+	struct stats_handlers h;
+	struct stats_kind *next;
+};
+
 /* A task's attribution and accumulated run time (task.c keeps one per task). */
 struct stats_task {
 	struct client_stats *client;
-	struct stats_script *script;
-	struct stats_handlers *kind;
-	int64_t run_ns;
+	struct stats_kind *kind;      /* the handler kind, in its script */
+	int64_t run;                  /* ticks */
 };
 
 /* The client whose callback the next task_call runs (NULL: none), set around
  * mqlua_pcall by client_pcall(). */
 extern struct client_stats *stats_client;
 
-/* Monotonic nanoseconds, cheap enough to read twice per handler. */
-int64_t stats_clock(void);
-void stats_hist_add(struct stats_hist *h, uint64_t ns);
-/* The q-quantile (0 < q <= 1) in nanoseconds: the middle of its bucket; 0 when empty. */
-double stats_hist_quantile(const struct stats_hist *h, double q);
 
 struct client_stats *stats_client_new(void);
-void stats_client_release(struct client_stats *s);
+void stats_client_free(struct client_stats *s);
+static inline void stats_client_release(struct client_stats *s)
+{
+	if (s && --s->refs == 0)
+		stats_client_free(s);
+}
 
-/* A task starts (what: the handler kind; its script is mqlua_script_name()'s)
- * / has ended after running run_ns in total, failed or not. */
-void stats_task_start(struct stats_task *st, const char *what);
-void stats_task_end(struct stats_task *st, bool failed);
+/* The kind `what` of the script `name` (created on first use; NULL when out
+ * of memory), and the last one found, which most tasks start with. */
+struct stats_kind *stats_find_kind(const char *name, const char *what);
+extern struct stats_last { const char *name, *what; struct stats_kind *kind; } stats_last;
+
+/* A task starts (what: the handler kind; its script is mqlua_script_name()'s).
+ * Inline: every handler passes here, so it must cost next to nothing. */
+static inline void stats_task_start(struct stats_task *st, const char *what)
+{
+	st->run = 0;
+	st->client = stats_client;
+	if (st->client)
+		st->client->refs++;
+	const char *name = mqlua_script_name();
+	st->kind = name == stats_last.name && what == stats_last.what ? stats_last.kind
+	         : stats_find_kind(name, what);
+}
+
+/* The task has ended after running st->run ticks in total, failed or not. */
+static inline void stats_task_end(struct stats_task *st, bool failed)
+{
+	uint64_t run = st->run > 0 ? (uint64_t)st->run : 0;
+	unsigned b = stats_bucket(run);
+	struct client_stats *c = st->client;
+	if (c) {
+		stats_hist_add(&c->handlers.time, b, run);
+		c->handlers.errors += failed;
+		st->client = NULL;
+		stats_client_release(c);
+	}
+	if (st->kind) {
+		stats_hist_add(&st->kind->h.time, b, run);
+		st->kind->h.errors += failed;
+	}
+}
 /* The name of the task's script, for log lines. */
 const char *stats_task_script(const struct stats_task *st);
 

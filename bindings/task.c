@@ -47,7 +47,7 @@ static struct task *waiting;
 static struct loop_hook hook;
 static unsigned long hook_pass;
 static struct task *current;   /* the task being resumed (innermost) */
-static int64_t nested_ns;      /* run time of tasks resumed inside the running slice */
+static int64_t nested;         /* run time (stats ticks) of tasks resumed inside the running slice */
 static void (*main_failed)(lua_State *L);
 
 lua_State *volatile mqlua_current_thread;
@@ -117,14 +117,14 @@ static int task_resume(struct task *t, int narg)
 	lua_State *saved_running = mqlua_running_L;
 	mqlua_running_L = t->co;
 	/* the slice's own run time: tasks resumed inside it count for themselves */
-	int64_t outer_nested = nested_ns;
-	nested_ns = 0;
-	int64_t start = stats_clock();
+	int64_t outer_nested = nested;
+	nested = 0;
+	uint64_t start = stats_ticks();
 	int nres;
 	int status = lua_resume(t->co, NULL, narg, &nres);
-	int64_t slice = stats_clock() - start;
-	t->stats.run_ns += slice - nested_ns;
-	nested_ns = outer_nested + slice;
+	int64_t slice = (int64_t)(stats_ticks() - start);
+	t->stats.run += slice - nested;
+	nested = outer_nested + slice;
 	mqlua_running_L = saved_running;
 	current = outer;
 	mqlua_current_thread = outer_thread;
