@@ -253,10 +253,7 @@ static inline int client_pcall(struct client *c, lua_State *L, int nargs, const 
 {
 	stats_client = c->stats;
 	task_detail = detail;
-	int status = mqlua_pcall(L, nargs, 0, what);
-	stats_client = NULL;
-	task_detail = NULL;
-	return status;
+	return mqlua_pcall(L, nargs, 0, what);   /* which consumes both */
 }
 /* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
 lua_State *client_callback_L(struct client *c);

@@ -46,6 +46,8 @@ int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 		int status = task_call(L, nargs, what);
 		return status == LUA_YIELD ? LUA_OK : status;
 	}
+	stats_client = NULL;    /* set for a task that is not made here */
+	task_detail = NULL;
 	int base = lua_gettop(L) - nargs;
 	lua_pushcfunction(L, mqlua_traceback);
 	lua_insert(L, base);

@@ -95,8 +95,20 @@ static uint64_t hist_count(const struct stats_hist *h)
 	return n;
 }
 
-/* The q-quantile (0 < q <= 1) in ticks: the middle of its bucket (at most
- * the maximum); 0 when empty. */
+/* The upper end of the highest non-empty bucket (0 when empty): the maximum, within 3%. */
+static double hist_max(const struct stats_hist *h)
+{
+	for (unsigned b = STATS_BUCKETS; b-- > 0;) {
+		if (h->bucket[b]) {
+			double low, width;
+			bucket_range(b, &low, &width);
+			return low + width;
+		}
+	}
+	return 0;
+}
+
+/* The q-quantile (0 < q <= 1) in ticks: the middle of its bucket; 0 when empty. */
 static double hist_quantile(const struct stats_hist *h, uint64_t count, double q)
 {
 	if (count == 0)
@@ -110,19 +122,16 @@ static double hist_quantile(const struct stats_hist *h, uint64_t count, double q
 		if (seen >= rank) {
 			double low, width;
 			bucket_range(b, &low, &width);
-			double mid = low + width / 2;
-			return mid > (double)h->max ? (double)h->max : mid;
+			return low + width / 2;
 		}
 	}
-	return (double)h->max;
+	return 0;
 }
 
 static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
 {
 	for (unsigned b = 0; b < STATS_BUCKETS; b++)
 		into->bucket[b] += h->bucket[b];
-	if (h->max > into->max)
-		into->max = h->max;
 }
 
 /* ---- clients, scripts, tasks ---- */
@@ -235,7 +244,7 @@ static void push_handlers(lua_State *L, const struct stats_handlers *h)
 	set_int(L, "count", count);
 	set_num(L, "p50", hist_quantile(&h->time, count, 0.50) * ms);
 	set_num(L, "p99", hist_quantile(&h->time, count, 0.99) * ms);
-	set_num(L, "max", (double)h->time.max * ms);
+	set_num(L, "max", hist_max(&h->time) * ms);
 	lua_setfield(L, -2, "handler_time");
 }
 

@@ -25,7 +25,6 @@
 #define STATS_BUCKETS ((STATS_MAX_EXP - STATS_SUB_BITS + 1) << STATS_SUB_BITS)
 
 struct stats_hist {
-	uint64_t max;
 	uint64_t bucket[STATS_BUCKETS];
 };
 
@@ -49,13 +48,7 @@ static inline unsigned stats_bucket(uint64_t v)
 	return ((e - STATS_SUB_BITS + 1) << STATS_SUB_BITS) + ((unsigned)(v >> (e - STATS_SUB_BITS)) & ((1u << STATS_SUB_BITS) - 1));
 }
 
-/* Adds v, whose bucket is b (stats_bucket(v)). */
-static inline void stats_hist_add(struct stats_hist *h, unsigned b, uint64_t v)
-{
-	h->bucket[b]++;
-	if (v > h->max)
-		h->max = v;
-}
+
 
 /* Handlers of one client, one script or one kind: how many ran, how many
  * failed, and their run times. */
@@ -97,8 +90,8 @@ struct stats_task {
 	int64_t run;                  /* ticks */
 };
 
-/* The client whose callback the next task_call runs (NULL: none), set around
- * mqlua_pcall by client_pcall(). */
+/* The client whose callback the next task_call runs (NULL: none), set by
+ * client_pcall() and consumed by task_call (or mqlua_pcall's plain path). */
 extern struct client_stats *stats_client;
 
 
@@ -135,13 +128,13 @@ static inline void stats_task_end(struct stats_task *st, bool failed)
 	unsigned b = stats_bucket(run);
 	struct client_stats *c = st->client;
 	if (c) {
-		stats_hist_add(&c->handlers.time, b, run);
+		c->handlers.time.bucket[b]++;
 		c->handlers.errors += failed;
 		st->client = NULL;
 		stats_client_release(c);
 	}
 	if (st->kind) {
-		stats_hist_add(&st->kind->h.time, b, run);
+		st->kind->h.time.bucket[b]++;
 		st->kind->h.errors += failed;
 	}
 }
