@@ -330,6 +330,10 @@ static void push_process(lua_State *L)
 void stats_push(lua_State *L)
 {
 	luaL_checkstack(L, 8, "stats");
+	/* no collection while walking client_all: a collected Client's __gc would
+	 * unlink and free what the walk is reading */
+	bool gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+	lua_gc(L, LUA_GCSTOP);
 	lua_createtable(L, 0, 4);
 	set_num(L, "time", wall_now());
 	lua_newtable(L);
@@ -348,6 +352,8 @@ void stats_push(lua_State *L)
 	lua_setfield(L, -2, "scripts");
 	push_process(L);
 	lua_setfield(L, -2, "process");
+	if (gc_was_running)
+		lua_gc(L, LUA_GCRESTART);
 }
 
 /* mqlua.stats() -> { time =, clients = {[id] = ...}, scripts = {[name] = ...}, process = {...} } */
