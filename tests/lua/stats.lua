@@ -165,12 +165,12 @@ test("handler time: p50 and p99 of handlers that busy-wait 2 ms and 20 ms; waiti
 	end
 	local f, s, w = times(fast), times(slow), times(waits)
 	-- the lower bounds are exact (the histograms err by 1.6% at most); the upper ones leave room
-	-- for a machine shared with other jobs
-	t:ok(f.p50 >= 1.95 and f.p50 < 6, "fast p50 about 2 ms: " .. f.p50)
-	t:ok(f.p99 >= 1.95 and f.p99 < 15, "fast p99 about 2 ms: " .. f.p99)
-	t:ok(s.p50 >= 19.5 and s.p50 < 30, "slow p50 about 20 ms: " .. s.p50)
-	t:ok(s.p99 >= 19.5 and s.p99 < 45, "slow p99 about 20 ms: " .. s.p99)
-	t:ok(s.max >= s.p99 * 0.98, "max is at least p99")
+	-- for a machine shared with other jobs (p99 of 21 runs is the slowest one: one preemption)
+	t:ok(f.p50 >= 1.95 and f.p50 < 10, "fast p50 about 2 ms: " .. f.p50)
+	t:ok(f.p99 >= f.p50 and f.p99 < 250, "fast p99 at least p50: " .. f.p99)
+	t:ok(s.p50 >= 19.5 and s.p50 < 40, "slow p50 about 20 ms: " .. s.p50)
+	t:ok(s.p99 >= s.p50 and s.p99 < 250, "slow p99 at least p50: " .. s.p99)
+	t:ok(s.max >= s.p99, "max is at least p99")
 	t:ok(w.p50 >= 1.95 and w.p50 < 25, "a handler that waits 50 ms and spins 2 ms: about 2 ms, not 52: " .. w.p50)
 	for _, c in ipairs { pub, fast, slow, waits } do c:disconnect() end
 end)
