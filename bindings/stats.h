@@ -121,21 +121,28 @@ static inline void stats_task_start(struct stats_task *st, const char *what)
 	         : stats_find_kind(name, what);
 }
 
-/* The task has ended after running st->run ticks in total, failed or not. */
-static inline void stats_task_end(struct stats_task *st, bool failed)
+/* The task failed (its error is being logged): counts for its client and kind. */
+static inline void stats_task_failed(struct stats_task *st)
+{
+	if (st->client)
+		st->client->handlers.errors++;
+	if (st->kind)
+		st->kind->h.errors++;
+}
+
+/* The task has ended after running st->run ticks in total. */
+static inline void stats_task_end(struct stats_task *st)
 {
 	uint64_t run = st->run > 0 ? (uint64_t)st->run : 0;
 	unsigned b = stats_bucket(run);
 	struct client_stats *c = st->client;
 	if (c) {
 		c->handlers.time.bucket[b]++;
-		c->handlers.errors += failed;
 		st->client = NULL;
 		stats_client_release(c);
 	}
 	if (st->kind) {
 		st->kind->h.time.bucket[b]++;
-		st->kind->h.errors += failed;
 	}
 }
 /* The name of the task's script, for log lines. */

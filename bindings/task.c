@@ -102,6 +102,7 @@ static void report_error(lua_State *co, struct task *t)
 		log_debug("%s stopped: %s", t->what, lua_tostring(co, -1));
 	} else {
 		mqlua_callback_errors++;
+		stats_task_failed(&t->stats);
 		log_error("[%s] error in %s%s%s%s: %s", stats_task_script(&t->stats), t->what, d ? " (" : "",
 		          d ? d : "", d ? ")" : "", lua_tostring(co, -1));
 	}
@@ -146,7 +147,7 @@ static int task_resume(struct task *t, int narg)
 		lua_resetthread(t->co);
 	}
 	if (t->what)
-		stats_task_end(&t->stats, status != LUA_OK && !mqlua_interrupted);
+		stats_task_end(&t->stats);
 	task_put(t);
 	return status;
 }
