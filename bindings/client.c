@@ -91,8 +91,7 @@ static void client_disconnect_all(void)
 	for (struct client *c = client_all; c; c = c->next) {
 		c->connect_requested = false;
 		loop_timer_stop(loop_default(), &c->reconnect_timer);
-		if (c->connected)
-			stats_client_disconnecting(c);
+		stats_client_disconnecting(c);
 		if (!c->connected || mosquitto_disconnect(c->mosq) != MOSQ_ERR_SUCCESS)
 			client_detach(c);   /* nothing to flush; otherwise on_disconnect detaches */
 		else

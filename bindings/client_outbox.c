@@ -263,11 +263,11 @@ int64_t client_outbox_acked(struct client *c, int mid, int reason)
 		                        : outbox_ack(c->store, id);
 		if (rc != 0)
 			log_error("client \"%s\": %s", c->client_id, store_error(c->store));
-		if (reason >= 0x80)
+		if (reason >= 0x80) {
 			c->stats->dead_letters++;
-		if (reason >= 0x80)
 			log_warn("client \"%s\": the broker refused message %lld: %s (kept in dead_letters())",
 			         c->client_id, (long long)id, mosquitto_reason_string(reason));
+		}
 		if (c->queued > 0)
 			c->queued--;
 		return id;

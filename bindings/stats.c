@@ -3,7 +3,7 @@
  * handler run times, the per-script and per-handler-kind records, and the
  * document itself. The clients' own counters are bumped where the events
  * happen (client_net.c, client_pub.c, client_outbox.c); this file only reads
- * them. Everything here is fixed-size memory: a histogram is 9 KB whatever
+ * them. Everything here is fixed-size memory: a histogram is 10 KB whatever
  * the number of handlers it has seen. The cost per handler is two reads of
  * the time-stamp counter and two histogram increments (tests/bench/RESULTS.md).
  */
