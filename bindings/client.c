@@ -59,6 +59,11 @@ void client_wipe_string(char **s)
 
 static void client_close(struct client *c)
 {
+	if (c->stats) {
+		stats_client_close(c);
+		stats_client_release(c->stats);
+		c->stats = NULL;
+	}
 	if (!c->mosq)
 		return;
 	client_stop_net(c);
@@ -86,6 +91,7 @@ static void client_disconnect_all(void)
 	for (struct client *c = client_all; c; c = c->next) {
 		c->connect_requested = false;
 		loop_timer_stop(loop_default(), &c->reconnect_timer);
+		stats_client_disconnecting(c);
 		if (!c->connected || mosquitto_disconnect(c->mosq) != MOSQ_ERR_SUCCESS)
 			client_detach(c);   /* nothing to flush; otherwise on_disconnect detaches */
 		else
@@ -185,7 +191,8 @@ static int check_protocol(lua_State *L, int idx)
 int client_new(lua_State *L)
 {
 	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport",
-		"store", "durability", "queue_policy", "queue_qos0", "callback_api_version", NULL };
+		"store", "durability", "queue_policy", "queue_qos0", "callback_api_version", "stats_topic",
+		"stats_interval", NULL };
 	int api = callback_api_version(L, 1);
 	if (api)
 		lua_remove(L, 1);
@@ -194,7 +201,7 @@ int client_new(lua_State *L)
 		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
 	}
 	mqlua_named_args(L, 1, names);
-	lua_settop(L, 10);
+	lua_settop(L, 12);
 	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
 		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
@@ -210,6 +217,8 @@ int client_new(lua_State *L)
 	lua_pop(L, 1);
 	client_net_init(c);
 	luaL_setmetatable(L, MQLUA_CLIENT_T);
+	if (!(c->stats = stats_client_new()))
+		return luaL_error(L, "out of memory");
 	int self = lua_gettop(L);
 	reset_uv_tables(L, self);
 	lua_pushvalue(L, 3);
@@ -225,6 +234,7 @@ int client_new(lua_State *L)
 	c->next = client_all;
 	client_all = c;
 	client_outbox_open(L, c, 6);
+	stats_client_options(L, c, 11);
 	lua_settop(L, self);
 	return 1;
 }
@@ -266,6 +276,7 @@ static int l_close(lua_State *L)
 	struct client *c = luaL_checkudata(L, 1, MQLUA_CLIENT_T);
 	if (c->mosq && c->connected) {
 		c->connect_requested = false;
+		stats_client_disconnecting(c);
 		mosquitto_disconnect(c->mosq);
 	}
 	client_close(c);
@@ -503,6 +514,7 @@ static int l_disconnect(lua_State *L)
 		mqlua_store_commit_all();
 		client_outbox_dispatch(c);
 	}
+	stats_client_disconnecting(c);
 	int rc = mosquitto_disconnect_v5(c->mosq, reason, props);
 	mosquitto_property_free_all(&props);
 	if (rc != MOSQ_ERR_SUCCESS)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <mosquitto.h>
 #include "bindings/mqlua.h"
+#include "bindings/stats.h"
 #include "runtime/loop.h"
 
 /* Slots of the client userdata's user values. */
@@ -94,6 +95,7 @@ struct client {
 	struct client_tls { char *ca_certs, *certfile, *keyfile, *version, *ciphers; int cert_reqs;
 	                    bool insecure; } tls_args;
 
+	struct client_stats *stats; /* mqlua.stats()'s counters (stats.h); NULL once closed */
 	struct client *next;        /* every live client, for a clean shutdown */
 };
 
@@ -201,6 +203,8 @@ void client_outbox_commit_failed(struct client *c, const char *why);
  * returns the message's id, or 0 if mid is not an outbox message. */
 int64_t client_outbox_acked(struct client *c, int mid, int reason);
 int client_queue_depth(lua_State *L);
+/* The number of messages of c in the outbox. */
+int64_t client_outbox_depth(struct client *c);
 int client_queue_oldest_age(lua_State *L);
 int client_dead_letters(lua_State *L);
 int client_max_queued_messages_set(lua_State *L);
@@ -243,6 +247,14 @@ void client_stop_net(struct client *c);
 /* Runs one pass of whatever drives c: the shared loop when attached,
  * mosquitto_loop() on c alone otherwise. */
 void client_run_once(struct client *c, double timeout);
+/* mqlua_pcall(L, nargs, 0, what) for a callback of c: its errors and run time
+ * count for c, and its error log line names detail (a filter, a topic; may be NULL). */
+static inline int client_pcall(struct client *c, lua_State *L, int nargs, const char *what, const char *detail)
+{
+	stats_client = c->stats;
+	task_detail = detail;
+	return mqlua_pcall(L, nargs, 0, what);   /* which consumes both */
+}
 /* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
 lua_State *client_callback_L(struct client *c);
 

@@ -29,7 +29,7 @@ bool client_pre_connect(struct client *c)
 		if (lua_getfield(L, -1, "on_pre_connect") != LUA_TNIL) {
 			lua_pushvalue(L, top + 1);
 			lua_getiuservalue(L, top + 1, CLIENT_UV_USERDATA);
-			mqlua_pcall(L, 2, 0, "on_pre_connect");
+			client_pcall(c, L, 2, "on_pre_connect", NULL);
 		}
 	}
 	lua_settop(L, top);
@@ -110,7 +110,7 @@ void client_logger_emit(struct client *c, int level, const char *text)
 		if (lua_getfield(L, -1, "logger") == LUA_TFUNCTION) {
 			lua_pushinteger(L, level);
 			lua_pushfstring(L, "client \"%s\": %s", c->client_id, text);
-			mqlua_pcall(L, 2, 0, "logger");
+			client_pcall(c, L, 2, "logger", NULL);
 		}
 	}
 	lua_settop(L, top);

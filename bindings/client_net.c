@@ -20,6 +20,7 @@
 #include <mqtt_protocol.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 lua_State *client_callback_L(struct client *c)
 {
@@ -277,7 +278,7 @@ static void call_simple(struct client *c, const char *name)
 {
 	lua_State *L = client_callback_L(c);
 	if (push_callback(L, c, name))
-		mqlua_pcall(L, 2, 0, name);
+		client_pcall(c, L, 2, name, NULL);
 }
 
 /* paho's packet type numbers (PacketTypes) for the reason codes pushed here */
@@ -358,6 +359,8 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	                        ? receive_max : 0;
 	if (rc == 0) {
 		c->connected = true;
+		c->stats->connections++;
+		c->stats->connected_since = (double)time(NULL);
 		c->session_started = true;
 		c->reconnect_attempts = 0;
 		c->last_error[0] = 0;
@@ -390,7 +393,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 			nargs = 5;
 		}
 		c->in_on_connect = true;
-		mqlua_pcall(L, nargs, 0, "on_connect");
+		client_pcall(c, L, nargs, "on_connect", NULL);
 		c->in_on_connect = false;
 	}
 	if (rc == 0 && c->connected && !(flags & 1))
@@ -426,7 +429,7 @@ static void call_on_disconnect(lua_State *L, struct client *c, int rc, int reaso
 			nargs = 4;
 		}
 	}
-	mqlua_pcall(L, nargs, 0, "on_disconnect");
+	client_pcall(c, L, nargs, "on_disconnect", NULL);
 }
 
 static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -468,6 +471,8 @@ static void on_publish_cb(struct mosquitto *mosq, void *obj, int mid, int reason
 	struct client *c = obj;
 	lua_State *L = client_callback_L(c);
 	(void)mosq;
+	if (stats_owns_mid(c, mid))
+		return;
 	if (c->publishing) {
 		/* written inside mosquitto_publish(): its caller finishes the job */
 		c->early_published_mid = mid;
@@ -488,7 +493,7 @@ static void notify_published(lua_State *L, struct client *c, int64_t key, int re
 			reasoncode_push(L, PT_PUBACK, reason);
 			properties_push(L, props);
 		}
-		mqlua_pcall(L, api2(c) ? 5 : 3, 0, "on_publish");
+		client_pcall(c, L, api2(c) ? 5 : 3, "on_publish", NULL);
 	}
 }
 
@@ -504,6 +509,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	lua_State *L = client_callback_L(c);
 	(void)mosq; (void)props;
 	int top = lua_gettop(L);
+	c->stats->received[m->qos & 3]++;
+	c->stats->bytes_in += (uint64_t)m->payloadlen;
 	if (m->retain)
 		retained_cache_message(c, m->topic, m->payload, (size_t)m->payloadlen, m->qos);
 	int ud = push_client(L, c);
@@ -542,7 +549,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 			lua_pushvalue(L, ud);
 			lua_pushvalue(L, userdata);
 			lua_pushvalue(L, msg);
-			mqlua_pcall(L, 3, 0, "message callback");
+			client_pcall(c, L, 3, "message callback", f);
 		}
 		lua_pop(L, 2);
 	}
@@ -552,7 +559,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 			lua_pushvalue(L, ud);
 			lua_pushvalue(L, userdata);
 			lua_pushvalue(L, msg);
-			mqlua_pcall(L, 3, 0, "on_message");
+			client_pcall(c, L, 3, "on_message", m->topic);
 		}
 	}
 	lua_settop(L, top);
@@ -638,7 +645,7 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 			properties_push(L, props);
 			nargs = 5;
 		}
-		mqlua_pcall(L, nargs, 0, "on_subscribe");
+		client_pcall(c, L, nargs, "on_subscribe", NULL);
 	}
 	lua_settop(L, top);
 }
@@ -662,7 +669,7 @@ static void on_unsubscribe_cb(struct mosquitto *mosq, void *obj, int mid, const 
 		properties_push(L, props);
 		lua_newtable(L);
 	}
-	mqlua_pcall(L, api2(c) || v5(c) ? 5 : 3, 0, "on_unsubscribe");
+	client_pcall(c, L, api2(c) || v5(c) ? 5 : 3, "on_unsubscribe", NULL);
 }
 
 static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
@@ -676,7 +683,7 @@ static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *
 	if (push_callback(L, c, "on_log")) {
 		lua_pushinteger(L, level);
 		lua_pushstring(L, str);
-		mqlua_pcall(L, 4, 0, "on_log");
+		client_pcall(c, L, 4, "on_log", NULL);
 	}
 	client_logger_emit(c, level, str);
 }

@@ -225,6 +225,8 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 	}
 	c->sent_upto = m->id;
 	c->inflight[c->ninflight++] = (struct inflight){ mid, m->id };
+	c->stats->published[m->qos]++;
+	c->stats->bytes_out += (uint64_t)m->payloadlen;
 	if (m->qos == 0 && c->early_published_mid == mid) {
 		/* a queued QoS 0 message is done once written, which happened just now */
 		client_outbox_acked(c, mid, 0);
@@ -261,9 +263,11 @@ int64_t client_outbox_acked(struct client *c, int mid, int reason)
 		                        : outbox_ack(c->store, id);
 		if (rc != 0)
 			log_error("client \"%s\": %s", c->client_id, store_error(c->store));
-		if (reason >= 0x80)
+		if (reason >= 0x80) {
+			c->stats->dead_letters++;
 			log_warn("client \"%s\": the broker refused message %lld: %s (kept in dead_letters())",
 			         c->client_id, (long long)id, mosquitto_reason_string(reason));
+		}
 		if (c->queued > 0)
 			c->queued--;
 		return id;
@@ -282,6 +286,11 @@ int client_max_queued_messages_set(lua_State *L)
 	c->max_queued = n;
 	lua_settop(L, 1);
 	return 1;
+}
+
+int64_t client_outbox_depth(struct client *c)
+{
+	return queued(c);
 }
 
 int client_queue_depth(lua_State *L)

@@ -115,8 +115,11 @@ int client_publish(lua_State *L)
 	c->publishing = false;
 	bool published = rc == MOSQ_ERR_SUCCESS && c->early_published_mid == mid && mid != 0;
 	info_push(L, 1, rc_from_mosq(rc), mid, 0, false);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (rc == MOSQ_ERR_SUCCESS) {
 		remember_info(L, -mid);
+		c->stats->published[0]++;
+		c->stats->bytes_out += a.payloadlen;
+	}
 	if (rc == MOSQ_ERR_SUCCESS && a.retain)
 		retained_cache_message(c, a.topic, a.payload, a.payloadlen, 0);
 	if (published)

@@ -7,6 +7,7 @@
 #include "bindings/mqlua.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
+#include "bindings/stats.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
 
@@ -45,6 +46,8 @@ int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 		int status = task_call(L, nargs, what);
 		return status == LUA_YIELD ? LUA_OK : status;
 	}
+	stats_client = NULL;    /* set for a task that is not made here */
+	task_detail = NULL;
 	int base = lua_gettop(L) - nargs;
 	lua_pushcfunction(L, mqlua_traceback);
 	lua_insert(L, base);
@@ -326,6 +329,7 @@ static const luaL_Reg module_fns[] = {
 	{ "run", l_run },
 	{ "spawn", l_spawn },
 	{ "time", l_time },
+	{ "stats", stats_l_stats },
 	{ NULL, NULL }
 };
 
@@ -337,6 +341,7 @@ int luaopen_mqlua(lua_State *L)
 		lib_init = true;
 	}
 	task_open(L);
+	stats_open();
 	/* for tests/bench/run only: handlers called with lua_pcall, so they cannot wait */
 	const char *plain = getenv("MQLUA_PLAIN_HANDLERS");
 	mqlua_plain_handlers = plain && strcmp(plain, "1") == 0;

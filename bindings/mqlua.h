@@ -36,6 +36,9 @@ extern bool mqlua_plain_handlers;
  * or the error status. Nothing is left on L's stack. */
 int task_call(lua_State *L, int nargs, const char *what);
 void task_set_main_failed(void (*fn)(lua_State *co));
+/* What the next task_call handles (a filter, a topic), named in its error
+ * log line; task_call consumes it. */
+extern const char *task_detail;
 /* True when L is the running task's coroutine and may yield to the loop. */
 bool task_can_wait(lua_State *L);
 /* Suspends the running task (task_can_wait(L) must be true) until done(ud)
@@ -50,6 +53,13 @@ void task_open(lua_State *L);
 /* The coroutine of the running task (the main thread's code otherwise:
  * NULL), for the interrupt hook. */
 extern lua_State *volatile mqlua_current_thread;
+
+/* The name of the script that owns the running task, or NULL (script_name.c;
+ * a file's basename, "(command line)" for -e code). The pointer stays the
+ * same (and valid) while the name does: stats.c compares pointers first.
+ * mqlua_script_name_set() names the main script. */
+const char *mqlua_script_name(void);
+void mqlua_script_name_set(const char *path);
 
 /* A message handler for lua_pcall that appends a traceback. */
 int mqlua_traceback(lua_State *L);

@@ -14,9 +14,11 @@
  * form: they run the loop until done.
  */
 #include "bindings/mqlua.h"
+#include "bindings/stats.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #define POOL_MAX 32
@@ -25,6 +27,9 @@ struct task {
 	lua_State *co;
 	int ref;                   /* registry reference keeping co alive */
 	const char *what;          /* names the task in error logs; NULL: the main chunk */
+	const char *detail;        /* what it handles (a filter, a topic), or NULL */
+	char detail_copy[128];     /* detail once the caller's string may be gone */
+	struct stats_task stats;   /* its client and script, and its run time */
 	/* while waiting */
 	bool waiting;
 	bool (*done)(void *ud);    /* NULL: only the timer wakes it */
@@ -42,9 +47,11 @@ static struct task *waiting;
 static struct loop_hook hook;
 static unsigned long hook_pass;
 static struct task *current;   /* the task being resumed (innermost) */
+static int64_t nested;         /* run time (stats ticks) of tasks resumed inside the running slice */
 static void (*main_failed)(lua_State *L);
 
 lua_State *volatile mqlua_current_thread;
+const char *task_detail;
 
 static struct task *task_get(lua_State *L)
 {
@@ -90,11 +97,14 @@ static void report_error(lua_State *co, struct task *t)
 			main_failed(co);
 		return;
 	}
+	const char *d = t->detail;
 	if (mqlua_interrupted) {
 		log_debug("%s stopped: %s", t->what, lua_tostring(co, -1));
 	} else {
 		mqlua_callback_errors++;
-		log_error("error in %s: %s", t->what, lua_tostring(co, -1));
+		stats_task_failed(&t->stats);
+		log_error("[%s] error in %s%s%s%s: %s", stats_task_script(&t->stats), t->what, d ? " (" : "",
+		          d ? d : "", d ? ")" : "", lua_tostring(co, -1));
 	}
 }
 
@@ -107,8 +117,15 @@ static int task_resume(struct task *t, int narg)
 	mqlua_current_thread = t->co;
 	lua_State *saved_running = mqlua_running_L;
 	mqlua_running_L = t->co;
+	/* the slice's own run time: tasks resumed inside it count for themselves */
+	int64_t outer_nested = nested;
+	nested = 0;
+	uint64_t start = stats_ticks();
 	int nres;
 	int status = lua_resume(t->co, NULL, narg, &nres);
+	int64_t slice = (int64_t)(stats_ticks() - start);
+	t->stats.run += slice - nested;
+	nested = outer_nested + slice;
 	mqlua_running_L = saved_running;
 	current = outer;
 	mqlua_current_thread = outer_thread;
@@ -129,6 +146,8 @@ static int task_resume(struct task *t, int narg)
 		report_error(t->co, t);
 		lua_resetthread(t->co);
 	}
+	if (t->what)
+		stats_task_end(&t->stats);
 	task_put(t);
 	return status;
 }
@@ -137,7 +156,12 @@ int task_call(lua_State *L, int nargs, const char *what)
 {
 	struct task *t = task_get(L);
 	t->what = what;
+	t->detail = task_detail;
 	t->waiting = false;
+	if (what)
+		stats_task_start(&t->stats, what);
+	task_detail = NULL;     /* consumed: tasks this one starts are not the caller's */
+	stats_client = NULL;
 	lua_xmove(L, t->co, nargs + 1);
 	return task_resume(t, nargs);
 }
@@ -227,6 +251,10 @@ int task_wait(lua_State *L, bool (*done)(void *ud), void *ud, double timeout,
 {
 	struct task *t = current;
 	struct loop *loop = loop_default();
+	if (t->detail && t->detail != t->detail_copy) {
+		snprintf(t->detail_copy, sizeof t->detail_copy, "%s", t->detail);
+		t->detail = t->detail_copy;
+	}
 	t->waiting = true;
 	t->done = done;
 	t->ud = ud;

@@ -57,6 +57,7 @@ struct loop {
 	int active_refs;             /* started handles with ref == true */
 	bool stop;
 	int depth;                   /* nesting of loop_run_once */
+	uint64_t iterations;         /* loop_run_once calls so far */
 	struct dispatch *dispatch;   /* innermost ready set, NULL outside dispatch */
 
 	int sigpipe[2];
@@ -82,6 +83,11 @@ int64_t loop_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint64_t loop_iterations(const struct loop *loop)
+{
+	return loop->iterations;
 }
 
 double loop_now(void)
@@ -420,6 +426,7 @@ int loop_run_once(struct loop *loop, double timeout)
 {
 	int fired = 0;
 	loop->depth++;
+	loop->iterations++;
 	run_deferred(loop);
 	run_hooks(loop);
 

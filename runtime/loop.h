@@ -93,6 +93,9 @@ int loop_defer(struct loop *loop, loop_defer_cb cb, void *data);
 int loop_signal(struct loop *loop, int signo, loop_signal_cb cb, void *data);
 extern void (*volatile loop_signal_hook)(int signo);
 
+/* How many iterations (loop_run_once calls, nested ones included) ran so far. */
+uint64_t loop_iterations(const struct loop *loop);
+
 void loop_ref(struct loop *loop);
 void loop_unref(struct loop *loop);
 bool loop_alive(const struct loop *loop);

@@ -8,6 +8,7 @@
  * the statement that runs. `mqlua test ...` is testmode.c's.
  */
 #include "bindings/mqlua.h"
+#include "bindings/stats.h"
 #include "runtime/broker.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
@@ -43,6 +44,9 @@ static const char usage_text[] =
 	"  -s, --store PATH     the SQLite store for queued messages, retained messages and\n"
 	"                       mqlua.state (default $MQLUA_STORE, else\n"
 	"                       ${XDG_STATE_HOME:-~/.local/state}/mqlua/store.db)\n"
+	"  --stats-topic TOPIC  publish mqlua.stats() as JSON, retained, on TOPIC through\n"
+	"                       the first connected client\n"
+	"  --stats-interval S   seconds between those messages (default 10)\n"
 	"  -v, --verbose        debug logging, including libmosquitto's own log\n"
 	"  -q, --quiet          log errors only\n"
 	"      --version        print the version and exit\n"
@@ -177,6 +181,8 @@ int main(int argc, char **argv)
 	const char *broker_spec = getenv("MQLUA_BROKER");
 	int script = 0;
 	bool has_e = false, interactive = false;
+	const char *stats_topic = NULL;
+	double stats_interval = 10;
 
 	if (argc > 1 && strcmp(argv[1], "test") == 0)
 		return testmode_main(argc - 1, argv + 1, argv[0]);
@@ -219,6 +225,17 @@ int main(int argc, char **argv)
 			mqlua_store_path = argv[i];
 		} else if (strncmp(a, "--store=", 8) == 0) {
 			mqlua_store_path = (char *)a + 8;
+		} else if (strcmp(a, "--stats-topic") == 0) {
+			if (++i == argc)
+				usage_error("'%s' needs a topic", a);
+			const char *why = topic_check_name(argv[i], strlen(argv[i]));
+			if (why)
+				usage_error("--stats-topic: the topic %s", why);
+			stats_topic = argv[i];
+		} else if (strcmp(a, "--stats-interval") == 0) {
+			char *end = NULL;
+			if (++i == argc || (stats_interval = strtod(argv[i], &end)) <= 0 || !end || *end || end == argv[i])
+				usage_error("'%s' needs a positive number of seconds", a);
 		} else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
 			if (++i == argc)
 				usage_error("'%s' needs an argument", a);
@@ -247,13 +264,16 @@ int main(int argc, char **argv)
 
 	if (broker_spec && *broker_spec)
 		use_broker(broker_spec);
+	if (stats_topic)
+		stats_set_process_topic(stats_topic, stats_interval);
+	mqlua_script_name_set(script ? argv[script] : has_e ? "(command line)" : NULL);
 
 	/* second pass: -e and -l in order, as lua does */
 	int end = script ? script : argc;
 	for (int i = 1; i < end; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0 || strcmp(a, "-s") == 0 ||
-		    strcmp(a, "--store") == 0) {
+		    strcmp(a, "--store") == 0 || strcmp(a, "--stats-topic") == 0 || strcmp(a, "--stats-interval") == 0) {
 			i++;
 			continue;
 		}

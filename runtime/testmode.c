@@ -232,6 +232,7 @@ static int run_child(const char *path, const struct options *o, int fd)
 		exit(1);
 	}
 	mqlua_autoattach = true;
+	mqlua_script_name_set(path);
 	srand48(getpid() ^ (long)loop_now_ns());
 
 	lua_pushcfunction(L, mqlua_traceback);

@@ -44,7 +44,7 @@ repl_wait_last '>'
 repl_keys -l 'still = "typing"'
 wait_for 5 repl_last_is '> still = "typing"'
 mosquitto_pub -p "$BROKER_PORT" -t fail/x -m boom
-if repl_wait_for_re '.*ERROR +error in .*handler failed' && repl_wait_last '> still = "typing"' 2; then
+if repl_wait_for_re '.*ERROR +\[main\] error in message callback .fail/#.: .*handler failed' && repl_wait_last '> still = "typing"' 2; then
 	ok "an error logged by a handler appears above the prompt, the line intact"
 else
 	not_ok "an error logged by a handler appears above the prompt, the line intact" "$(repl_show)"

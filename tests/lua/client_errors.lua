@@ -364,14 +364,14 @@ end
 c:connect("127.0.0.1", port)
 ]=], broker.port)
 	t:eq(code, 0, "the child ran to its end and exited 0:\n" .. out)
-	t:match(out, "ERROR error in on_connect: [^\n]*callback_errors%.lua:4: boom in on_connect\nstack traceback:",
+	t:match(out, "ERROR %[callback_errors%.lua%] error in on_connect: [^\n]*callback_errors%.lua:4: boom in on_connect\nstack traceback:",
 		"on_connect error with traceback")
-	t:match(out, "ERROR error in on_message: [^\n]*callback_errors%.lua:4: boom in on_message\nstack traceback:",
+	t:match(out, "ERROR %[callback_errors%.lua%] error in on_message %(child/x%): [^\n]*callback_errors%.lua:4: boom in on_message\nstack traceback:",
 		"on_message error with traceback")
 	t:match(out, "callback_errors%.lua:14: in function", "the traceback names the handler's line")
 	t:match(out, "\nGOT good\n", "the next message was delivered")
 	t:ok(not out:find("GOT bad", 1, true), "the failing handler did not go on")
-	local _, errors = out:gsub("ERROR error in ", "")
+	local _, errors = out:gsub("ERROR %[callback_errors%.lua%] error in ", "")
 	t:eq(errors, 2, "two errors logged")
 end)
 

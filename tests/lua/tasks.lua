@@ -107,7 +107,7 @@ test("an error in a task after it waited is logged with its traceback", function
 		mqtt.spawn(function() mqtt.sleep(0.1); error("late boom") end)
 		mqtt.sleep(0.3)
 		print("still running")' 2>&1]])
-	t:match(out, "ERROR error in mqlua.spawn task: %(command line%):3: late boom", "the error is logged")
+	t:match(out, "ERROR %[%(command line%)%] error in mqlua.spawn task: %(command line%):3: late boom", "the error is logged")
 	t:match(out, "stack traceback:", "with a traceback")
 	t:match(out, "still running", "the script goes on")
 end)

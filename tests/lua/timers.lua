@@ -55,7 +55,7 @@ m.every(0.01, function(self)
 	if n == 4 then print("ticks " .. n) self:cancel() end
 end)' 2>&1]])
 	t:eq(code, 0, "exits 0 once the timer is cancelled: " .. out)
-	t:match(out, "ERROR error in mqlua.every callback: [^\n]*tick broke\nstack traceback:", "logged with a traceback")
+	t:match(out, "ERROR %[%(command line%)%] error in mqlua.every callback: [^\n]*tick broke\nstack traceback:", "logged with a traceback")
 	t:match(out, "ticks 4", "went on after the error")
 end)
 
@@ -75,7 +75,7 @@ local m = require "mqlua"
 local a = m.after(0.01, "broken", function() error("after broke") end)
 m.after(0.2, function() print("after", a.active, a.runs, a.next) end)' 2>&1]])
 	t:eq(code, 0, out)
-	t:match(out, "ERROR error in mqlua.after callback: [^\n]*after broke\nstack traceback:", "logged with a traceback")
+	t:match(out, "ERROR %[%(command line%)%] error in mqlua.after callback: [^\n]*after broke\nstack traceback:", "logged with a traceback")
 	t:match(out, "after\tfalse\t1\tnil", "done after one run")
 	t:eq(T.sh("sqlite3 " .. dir .. "/s.db 'SELECT count(*) FROM timers'"), "0\n", "no row left")
 end)

@@ -109,7 +109,7 @@ test("an error in an at callback is logged and the timer stays armed", function(
 	local out = erring:read("a")
 	local _, _, code = erring:close()
 	t:eq(code, 0, "exits once cancelled: " .. out)
-	t:match(out, "ERROR error in mqlua.at callback: [^\n]*at broke\nstack traceback:", "logged with a traceback")
+	t:match(out, "ERROR %[.-%] error in mqlua.at callback: [^\n]*at broke\nstack traceback:", "logged with a traceback")
 	local left = tonumber(out:match("next in%s+(%S+)"))
 	t:ok(left and left >= 59 and left <= 60, "already re-armed for the following minute when it ran: " .. tostring(left))
 end)
