@@ -334,7 +334,8 @@ static int l_newindex(lua_State *L)
 	}
 	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
 	owner_note_write(L, -1, 2);
-	owner_claim(L, 3);
+	if (k && strncmp(k, "on_", 3) == 0)
+		owner_claim(L, 3);
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);

@@ -254,7 +254,7 @@ static void call_method(lua_State *L, int ud, const char *name)
 	lua_pop(L, 1);
 }
 
-/* on_* fields and message callbacks of the client at ud set by o go. */
+/* The on_* callbacks and message callbacks of the client at ud that o set go. */
 static void drop_callbacks(lua_State *L, int ud, struct mqlua_owner *o)
 {
 	lua_getiuservalue(L, ud, CLIENT_UV_FIELDS);
@@ -263,7 +263,8 @@ static void drop_callbacks(lua_State *L, int ud, struct mqlua_owner *o)
 	int n = 0;
 	lua_pushnil(L);
 	while (lua_next(L, fields)) {
-		if (owner_of(L, -1) == o) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+		if (strncmp(k, "on_", 3) == 0 && owner_of(L, -1) == o) {
 			lua_pushvalue(L, -2);
 			lua_rawseti(L, fields + 1, ++n);
 		}
