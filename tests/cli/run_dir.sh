@@ -240,6 +240,29 @@ else
 	not_ok "SIGTERM: every client disconnects cleanly, exit 0" "still running"
 fi
 
+# ---- a durable timer registered again by the new version keeps its due time ----
+mkdir "$work/durable"
+d_src() { printf 'local t = mqlua_timer or require("mqlua").every(3600, "d-hourly", function() end)\nprint(string.format("%s due %%.3f", t.next))\n' "$1"; }
+d_src v1 >"$work/durable/d.lua"
+"$MQLUA" run --store "$work/durable.db" "$work/durable" >"$work/d.out" 2>"$work/d.err" </dev/null &
+dpid=$!
+echo "$dpid" >>"$SH_STATE/pids"
+wait_for 10 grep -q '^v1 due' "$work/d.out"
+sleep 1.1
+d_src v2 >"$work/durable/d.lua"
+wait_for 5 grep -q '^v2 due' "$work/d.out"
+due1=$(sed -n 's/^v1 due //p' "$work/d.out")
+due2=$(sed -n 's/^v2 due //p' "$work/d.out")
+[ -n "$due1" ] && [ "$due1" = "$due2" ] && grep -q '\[d\.lua\] reloaded (version 2)' "$work/d.err" &&
+	ok "a durable timer registered again after a reload keeps its due time" ||
+	not_ok "a durable timer registered again after a reload keeps its due time" "$(cat "$work/d.out" "$work/d.err")"
+kill "$dpid"
+wait "$dpid" 2>/dev/null
+row=$(sqlite3 "$work/durable.db" "SELECT printf('%.3f', due) FROM timers WHERE name = 'd-hourly'")
+[ -n "$due1" ] && [ "$row" = "$due1" ] &&
+	ok "its row in the store outlives the old version (due $row)" ||
+	not_ok "its row in the store outlives the old version" "row: '$row', due: '$due1'"
+
 # ---- the systemd unit ----
 unit=scripts/mqlua.service
 start=$(sed -n 's/^ExecStart=//p' "$unit")
