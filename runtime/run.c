@@ -56,7 +56,8 @@ const char run_usage[] =
 	"  -v, --verbose        debug logging      -q, --quiet   errors only\n"
 	"  -h, --help           print this help and exit\n"
 	"\n"
-	"Example: mqlua run /etc/mqlua/rules   (scripts/mqlua.service runs it under systemd)\n";
+	"Example: mqlua run /etc/mqlua/rules   (scripts/mqlua.service runs it under systemd;\n"
+	"a script file named run: mqlua ./run)\n";
 
 struct script {
 	char *name;                  /* the file name: "motion.lua" */
