@@ -195,8 +195,9 @@ if logged '\[a\.lua\] reloaded \(version 4\)'; then
 	not_ok "SIGHUP reloads a changed file" "reloaded before SIGHUP: $(details)"
 else
 	kill -HUP "$svc"
+	wait_for 5 logged '\[a\.lua\] reloaded \(version 4\)'
 	pub a/in s1
-	wait_for 5 logged '\[a\.lua\] reloaded \(version 4\)' && wait_for 5 got '^a/out v5:s1$' &&
+	wait_for 5 got '^a/out v5:s1$' && logged '\[a\.lua\] reloaded \(version 4\)' &&
 		ok "SIGHUP reloads a changed file" || not_ok "SIGHUP reloads a changed file" "$(details)"
 fi
 wait_for 5 logged 'INFO  \[b\.lua\] version 1 running, 1 error so far' &&
@@ -284,6 +285,7 @@ echo "$MAINPID" >>"$SH_STATE/pids"
 wait_for 10 logged 'mqlua run: 1 of 1 script running'
 a_src v6 >"$work/other/a.lua"   # the same inode: no inotify event in $rules
 eval "${reload//\$MAINPID/$MAINPID}"
+wait_for 5 logged '\[a\.lua\] reloaded \(version 2\)'
 pub a/in u1
 wait_for 5 got '^a/out v6:u1$' && [ -s "$work/unit.db" ] &&
 	ok "the unit's ExecStart and ExecReload commands work as written" ||
