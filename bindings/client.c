@@ -202,6 +202,8 @@ int client_new(lua_State *L)
 	}
 	mqlua_named_args(L, 1, names);
 	lua_settop(L, 12);
+	if (mqlua_run_mode && lua_type(L, 1) == LUA_TSTRING && owner_reuse_client(L, lua_tostring(L, 1)))
+		return 1;   /* a reloaded script: the connection of its previous version stays */
 	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
 		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
@@ -235,6 +237,7 @@ int client_new(lua_State *L)
 	client_all = c;
 	client_outbox_open(L, c, 6);
 	stats_client_options(L, c, 11);
+	owner_client_made(L, self);
 	lua_settop(L, self);
 	return 1;
 }
@@ -346,6 +349,9 @@ static int l_newindex(lua_State *L)
 			return luaL_error(L, "%s must be a function or nil, got %s", k, luaL_typename(L, 3));
 	}
 	lua_getiuservalue(L, 1, CLIENT_UV_FIELDS);
+	owner_note_write(L, -1, 2);
+	if (k && strncmp(k, "on_", 3) == 0)
+		owner_claim(L, 3);
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
@@ -445,6 +451,8 @@ static int do_connect(lua_State *L, struct client *c, bool async)
 static int l_connect(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
+	if (c->reused)
+		return push_rc(L, c, MOSQ_ERR_SUCCESS);
 	connect_args(L, c);
 	return do_connect(L, c, false);
 }
@@ -453,6 +461,8 @@ static int l_connect(lua_State *L)
 static int l_connect_async(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
+	if (c->reused)
+		return push_rc(L, c, MOSQ_ERR_SUCCESS);
 	connect_args(L, c);
 	return do_connect(L, c, true);
 }

@@ -59,6 +59,7 @@ struct client {
 	bool has_logger;            /* enable_logger() or client.logger is set */
 	bool retarget;              /* host/port/keepalive set as attributes: connect anew */
 	bool manual_ack;            /* manual_ack_set(true): recorded, see client_attrs.c */
+	bool reused;                /* run mode: taken over by a loading script version; connect() is a no-op */
 	double message_retry;       /* message_retry_set(): accepted, no effect */
 	double connect_timeout;     /* seconds from socket to CONNACK (paho's default 5) */
 	struct loop_timer connect_timer;

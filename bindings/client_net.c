@@ -347,6 +347,33 @@ static void resubscribe(lua_State *L, struct client *c, int ud)
 		         c->client_id, count, count == 1 ? "" : "s");
 }
 
+/* Calls the script's on_connect for a CONNACK with rc, flags and props (the
+ * client at ud), in the form the client's protocol and callback API ask for. */
+static void call_on_connect(lua_State *L, struct client *c, int ud, int rc, int flags, const mosquitto_property *props)
+{
+	lua_newtable(L);
+	lua_setiuservalue(L, ud, CLIENT_UV_TOUCHED);
+	if (!push_callback(L, c, "on_connect"))
+		return;
+	lua_createtable(L, 0, 2);
+	lua_pushboolean(L, flags & 1);
+	lua_setfield(L, -2, "session_present");
+	lua_pushinteger(L, flags & 1);
+	lua_setfield(L, -2, "session present");
+	int nargs = 4;
+	if (!v5(c) && !api2(c)) {
+		lua_pushinteger(L, rc);
+	} else {
+		/* (flags, reason_code, properties); a v3 CONNACK code becomes its v5 reason */
+		reasoncode_push(L, PT_CONNACK, v5(c) ? rc : reasoncode_from_connack(rc));
+		properties_push(L, props);
+		nargs = 5;
+	}
+	c->in_on_connect = true;
+	client_pcall(c, L, nargs, "on_connect", NULL);
+	c->in_on_connect = false;
+}
+
 static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
 	struct client *c = obj;
@@ -375,29 +402,19 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 	int ud = push_client(L, c);
 	if (!ud)
 		return;
-	lua_newtable(L);
-	lua_setiuservalue(L, ud, CLIENT_UV_TOUCHED);
-	if (push_callback(L, c, "on_connect")) {
-		lua_createtable(L, 0, 2);
-		lua_pushboolean(L, flags & 1);
-		lua_setfield(L, -2, "session_present");
-		lua_pushinteger(L, flags & 1);
-		lua_setfield(L, -2, "session present");
-		int nargs = 4;
-		if (!v5(c) && !api2(c)) {
-			lua_pushinteger(L, rc);
-		} else {
-			/* (flags, reason_code, properties); a v3 CONNACK code becomes its v5 reason */
-			reasoncode_push(L, PT_CONNACK, v5(c) ? rc : reasoncode_from_connack(rc));
-			properties_push(L, props);
-			nargs = 5;
-		}
-		c->in_on_connect = true;
-		client_pcall(c, L, nargs, "on_connect", NULL);
-		c->in_on_connect = false;
-	}
+	call_on_connect(L, c, ud, rc, flags, props);
 	if (rc == 0 && c->connected && !(flags & 1))
 		resubscribe(L, c, ud);
+	lua_settop(L, top);
+}
+
+void client_replay_on_connect(struct client *c)
+{
+	lua_State *L = client_callback_L(c);
+	int top = lua_gettop(L);
+	int ud = push_client(L, c);
+	if (ud && c->connected)
+		call_on_connect(L, c, ud, 0, 1, NULL);
 	lua_settop(L, top);
 }
 

@@ -323,8 +323,10 @@ int client_subscribe(lua_State *L)
 	lua_pushinteger(L, n);
 	lua_setfield(L, group, "n");
 	if (rc == MOSQ_ERR_SUCCESS)
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			remember_subscription(L, c, filters[i], qos[i], props_idx);
+			owner_subscribed(L, 1, filters[i]);
+		}
 	lua_pushinteger(L, rc_from_mosq(rc));
 	if (rc == MOSQ_ERR_SUCCESS)
 		lua_pushinteger(L, first_mid);
@@ -364,6 +366,7 @@ int client_unsubscribe(lua_State *L)
 	for (int i = 0; i < n; i++) {
 		lua_pushnil(L);
 		lua_setfield(L, -2, filters[i]);
+		owner_unsubscribed(L, 1, filters[i]);
 	}
 	lua_pop(L, 1);
 	if (!lua_isnil(L, 3) && c->protocol != MQTT_PROTOCOL_V5)
@@ -412,12 +415,15 @@ int client_message_callback_add(lua_State *L)
 			break;
 		}
 	}
+	owner_claim(L, 3);
+	lua_pushinteger(L, slot);
+	owner_note_write(L, 4, -1);
 	lua_createtable(L, 2, 0);
 	lua_pushvalue(L, 2);
 	lua_rawseti(L, -2, 1);
 	lua_pushvalue(L, 3);
 	lua_rawseti(L, -2, 2);
-	lua_rawseti(L, 4, slot);
+	lua_rawset(L, 4);
 	return 0;
 }
 
@@ -434,12 +440,12 @@ int client_message_callback_remove(lua_State *L)
 		bool same = lua_rawequal(L, -1, 2);
 		lua_pop(L, 2);
 		if (same) {
-			for (int j = i; j < n; j++) {
-				lua_rawgeti(L, 3, j + 1);
-				lua_rawseti(L, 3, j);
+			for (int j = i; j <= n; j++) {
+				lua_pushinteger(L, j);
+				owner_note_write(L, 3, -1);
+				lua_rawgeti(L, 3, j + 1);   /* nil for the last */
+				lua_rawset(L, 3);
 			}
-			lua_pushnil(L);
-			lua_rawseti(L, 3, n);
 			break;
 		}
 	}

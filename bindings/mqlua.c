@@ -259,6 +259,7 @@ static int l_run(lua_State *L)
 static int l_spawn(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
+	owner_claim(L, 1);
 	task_call(L, lua_gettop(L) - 1, "mqlua.spawn task");
 	return 0;
 }

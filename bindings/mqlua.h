@@ -54,12 +54,73 @@ void task_open(lua_State *L);
  * NULL), for the interrupt hook. */
 extern lua_State *volatile mqlua_current_thread;
 
-/* The name of the script that owns the running task, or NULL (script_name.c;
- * a file's basename, "(command line)" for -e code). The pointer stays the
- * same (and valid) while the name does: stats.c compares pointers first.
- * mqlua_script_name_set() names the main script. */
+/* ---- script owners (owner.c), for `mqlua run DIR` ---- */
+/* In run mode every task belongs to one version of one script (an owner):
+ * the main chunk task to the version being loaded, a callback's task to the
+ * version that registered its function (client.on_* = fn,
+ * message_callback_add, mqlua.after/every/at), else to the task that
+ * started it (mqlua.spawn). Reloading a script retires its old version:
+ * what that version set up (timers, waiting tasks, callbacks, the filters
+ * only it subscribed, the clients it made and the new version did not take
+ * over) is removed. Outside run mode nothing is recorded. */
+struct mqlua_owner;
+extern bool mqlua_run_mode;
+/* The name of the script the running task belongs to: in run mode its
+ * owner's, else the main script's (script_name.c: a file's basename,
+ * "(command line)" for -e code), or NULL. The pointer stays the same (and
+ * valid) while the name does: stats.c compares pointers first. */
 const char *mqlua_script_name(void);
+/* script_name.c: names the main script (outside run mode), and reads it. */
 void mqlua_script_name_set(const char *path);
+const char *mqlua_main_script_name(void);
+/* task.c: the owner of the running task, or NULL. */
+struct mqlua_owner *task_owner(void);
+/* task.c: ends the waits of every task of o (their coroutines are closed). */
+void task_cancel_owner(const struct mqlua_owner *o);
+/* timer.c: cancels every armed timer of o (durable rows stay). */
+void timer_cancel_owner(const struct mqlua_owner *o);
+/* A new owner named name (a script's file name); owners are never freed,
+ * so a name may be kept while any function of that version lives. */
+struct mqlua_owner *owner_new(const char *name);
+const char *owner_name(const struct mqlua_owner *o);
+/* The name of the running task's owner, or NULL (run mode's log prefix). */
+const char *owner_running_name(void);
+/* Errors of tasks of o so far (counted by task.c through owner_count_error). */
+unsigned long owner_errors(const struct mqlua_owner *o);
+void owner_count_error(struct mqlua_owner *o);
+/* True when a and b are versions of the same script. */
+bool owner_same_script(const struct mqlua_owner *a, const struct mqlua_owner *b);
+/* Records that the function (or callable) at idx belongs to the running
+ * task's owner (owner_claim) or to o (owner_claim_as). */
+void owner_claim(lua_State *L, int idx);
+void owner_claim_as(lua_State *L, int idx, struct mqlua_owner *o);
+/* The owner the function at idx was claimed by, or NULL. */
+struct mqlua_owner *owner_of(lua_State *L, int idx);
+/* While a new version's main chunk runs: remembers tbl[key] (stack indexes)
+ * before the caller overwrites it, so a failed load can put it back. */
+void owner_note_write(lua_State *L, int tbl, int key);
+/* mqtt.Client(id) in a new version: when the previous version of the same
+ * script made a client with this id, pushes it (it is the new version's
+ * now; connect() on it is a no-op while the main chunk runs) and returns
+ * true. owner_client_made records a new client at ud as the running owner's. */
+bool owner_reuse_client(lua_State *L, const char *id);
+void owner_client_made(lua_State *L, int ud);
+/* client:subscribe / unsubscribe of filter by the client at ud. */
+void owner_subscribed(lua_State *L, int ud, const char *filter);
+void owner_unsubscribed(lua_State *L, int ud, const char *filter);
+/* Loading a version: owner_load_begin before its main chunk runs (as a task
+ * of v, see owner_claim_as); owner_load_end after it returned or first
+ * waited. ok: the new version's on_connect runs once for every connected
+ * client it took over, then old (if any) is retired. Not ok: what v's main
+ * chunk overwrote is put back and v is retired, so old goes on as before. */
+void owner_load_begin(lua_State *L, struct mqlua_owner *v);
+void owner_load_end(lua_State *L, struct mqlua_owner *v, struct mqlua_owner *old, bool ok);
+/* Removes what version o set up (see above). */
+void owner_retire(lua_State *L, struct mqlua_owner *o);
+/* client_net.c: calls c's on_connect as after a CONNACK with session_present
+ * (a reloaded script's view of a connection that stayed). */
+struct client;
+void client_replay_on_connect(struct client *c);
 
 /* A message handler for lua_pcall that appends a traceback. */
 int mqlua_traceback(lua_State *L);

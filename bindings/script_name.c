@@ -3,8 +3,9 @@
  * per-script counters of mqlua.stats() and for log lines. With one script
  * per process, that is the main script: the basename of the file given to
  * mqlua (set by the runtime), "(command line)" for -e code alone, "stdin",
- * or "main" (the REPL, plain lua5.4 with mqlua.so). A runtime that runs
- * several scripts replaces this file with its own mqlua_script_name().
+ * or "main" (the REPL, plain lua5.4 with mqlua.so). Under `mqlua run`,
+ * owner.c's mqlua_script_name() names the script of the running task and
+ * falls back to this.
  */
 #include "bindings/mqlua.h"
 
@@ -16,7 +17,7 @@
 struct name { struct name *next; char text[]; };
 static struct name *names;
 
-const char *mqlua_script_name(void)
+const char *mqlua_main_script_name(void)
 {
 	return names ? names->text : "main";
 }

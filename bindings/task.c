@@ -30,6 +30,7 @@ struct task {
 	const char *detail;        /* what it handles (a filter, a topic), or NULL */
 	char detail_copy[128];     /* detail once the caller's string may be gone */
 	struct stats_task stats;   /* its client and script, and its run time */
+	struct mqlua_owner *owner; /* run mode: the script version it belongs to (owner.c) */
 	/* while waiting */
 	bool waiting;
 	bool (*done)(void *ud);    /* NULL: only the timer wakes it */
@@ -92,6 +93,8 @@ static void report_error(lua_State *co, struct task *t)
 	if (!msg)
 		msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
 	luaL_traceback(co, co, msg, 0);
+	if (t->owner && !mqlua_interrupted)
+		owner_count_error(t->owner);
 	if (!t->what) {
 		if (main_failed)
 			main_failed(co);
@@ -103,9 +106,20 @@ static void report_error(lua_State *co, struct task *t)
 	} else {
 		mqlua_callback_errors++;
 		stats_task_failed(&t->stats);
-		log_error("[%s] error in %s%s%s%s: %s", stats_task_script(&t->stats), t->what, d ? " (" : "",
-		          d ? d : "", d ? ")" : "", lua_tostring(co, -1));
+		/* in run mode the log's own prefix names the script */
+		log_error("%s%s%serror in %s%s%s%s: %s", mqlua_run_mode ? "" : "[",
+		          mqlua_run_mode ? "" : stats_task_script(&t->stats), mqlua_run_mode ? "" : "] ",
+		          t->what, d ? " (" : "", d ? d : "", d ? ")" : "", lua_tostring(co, -1));
 	}
+}
+
+/* In run mode the error counts for t's script, and its log line names it. */
+static void report_owned_error(lua_State *co, struct task *t)
+{
+	struct task *outer = current;
+	current = t;   /* log lines name t's script */
+	report_error(co, t);
+	current = outer;
 }
 
 /* Resumes t with narg arguments on its stack; handles the outcome. */
@@ -143,7 +157,7 @@ static int task_resume(struct task *t, int narg)
 		abort();
 	}
 	if (status != LUA_OK) {
-		report_error(t->co, t);
+		report_owned_error(t->co, t);
 		lua_resetthread(t->co);
 	}
 	if (t->what)
@@ -152,11 +166,23 @@ static int task_resume(struct task *t, int narg)
 	return status;
 }
 
+/* Run mode: a task belongs to the owner of its function, else to the task
+ * that starts it. */
+static struct mqlua_owner *owner_for(lua_State *L, int nargs)
+{
+	if (!mqlua_run_mode)
+		return NULL;
+	struct mqlua_owner *o = owner_of(L, -(nargs + 1));
+	return o ? o : current ? current->owner : NULL;
+}
+
 int task_call(lua_State *L, int nargs, const char *what)
 {
+	struct mqlua_owner *owner = owner_for(L, nargs);
 	struct task *t = task_get(L);
 	t->what = what;
 	t->detail = task_detail;
+	t->owner = owner;
 	t->waiting = false;
 	if (what)
 		stats_task_start(&t->stats, what);
@@ -280,6 +306,26 @@ bool task_timed_out(lua_State *L)
 {
 	(void)L;
 	return current && current->timed_out;
+}
+
+struct mqlua_owner *task_owner(void)
+{
+	return current ? current->owner : NULL;
+}
+
+void task_cancel_owner(const struct mqlua_owner *o)
+{
+	struct task *t = waiting;
+	while (t) {
+		if (t->owner != o) {
+			t = t->next;
+			continue;
+		}
+		end_wait(t, false);
+		lua_resetthread(t->co);   /* may run __close handlers: start over after */
+		task_put(t);
+		t = waiting;
+	}
 }
 
 void task_open(lua_State *L)

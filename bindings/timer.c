@@ -52,10 +52,13 @@ struct timer {
 	struct store *store;    /* durable: where the row is */
 	bool firing;            /* a one-shot's callback is running */
 	struct timer *next_named;   /* the list of armed durable timers */
+	struct mqlua_owner *owner;  /* run mode: the script version that made it */
+	struct timer *next_owned;   /* the list of armed timers with an owner */
 	unsigned long runs;
 };
 
 static struct timer *named;    /* armed durable timers of this process */
+static struct timer *owned;    /* armed timers of scripts (run mode) */
 
 static struct timer *check_timer(lua_State *L)
 {
@@ -81,6 +84,17 @@ static void unlink_named(struct timer *tm)
 	tm->next_named = NULL;
 }
 
+static void unlink_owned(struct timer *tm)
+{
+	for (struct timer **p = &owned; *p; p = &(*p)->next_owned) {
+		if (*p == tm) {
+			*p = tm->next_owned;
+			break;
+		}
+	}
+	tm->next_owned = NULL;
+}
+
 static void save_due(struct timer *tm)
 {
 	if (tm->name && timers_set(tm->store, tm->name, tm->due) != 0)
@@ -98,6 +112,8 @@ static void disarm(struct timer *tm, bool forget)
 		if (forget && timers_delete(tm->store, tm->name) != 0)
 			log_warn("timer \"%s\": %s", tm->name, store_error(tm->store));
 	}
+	if (tm->owner && tm->self != LUA_NOREF)
+		unlink_owned(tm);
 	if (tm->self != LUA_NOREF) {
 		luaL_unref(tm->L, LUA_REGISTRYINDEX, tm->self);
 		tm->self = LUA_NOREF;
@@ -177,7 +193,13 @@ static void fire(struct loop_timer *t)
 	/* the timer stays on this stack until the loop is done with tm: once
 	 * cancelled, nothing else keeps it from the collector */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, tm->self);
-	lua_pushcfunction(L, run);
+	if (tm->owner) {   /* a closure of its own, claimed, so the task is the script's */
+		lua_pushboolean(L, 1);
+		lua_pushcclosure(L, run, 1);
+		owner_claim_as(L, -1, tm->owner);
+	} else {
+		lua_pushcfunction(L, run);
+	}
 	lua_pushvalue(L, -2);
 	lua_pushboolean(L, once);
 	mqlua_pcall(L, 2, 0, what[tm->kind]);
@@ -197,7 +219,10 @@ static void make_durable(lua_State *L, struct timer *tm, int name_idx, double fr
 	const char *name = lua_tostring(L, name_idx);
 	struct timer *old = find_named(name);
 	bool consumed = old && old->firing;   /* re-registered from its own callback */
-	if (old)
+	/* a new version of the script that armed it: the old one stays armed
+	 * until that version is retired (it goes on if the new one fails) */
+	bool sibling = old && old->owner != tm->owner && owner_same_script(old->owner, tm->owner);
+	if (old && !sibling)
 		disarm(old, false);   /* its callback, if running, then leaves the row alone */
 	double due = fresh_due;
 	int found = consumed ? 0 : timers_get(s, name, &due);
@@ -248,6 +273,7 @@ static int start(lua_State *L, enum timer_kind kind)
 	tm->fn = LUA_NOREF;
 	tm->self = LUA_NOREF;
 	tm->kind = kind;
+	tm->owner = mqlua_run_mode ? task_owner() : NULL;
 	tm->interval = kind == TIMER_EVERY ? s : 0;
 	tm->cron = cron;
 	luaL_setmetatable(L, MQLUA_TIMER_T);
@@ -260,15 +286,31 @@ static int start(lua_State *L, enum timer_kind kind)
 	}
 	if (name_idx)
 		make_durable(L, tm, name_idx, fresh);
+	owner_claim(L, fn_idx);
 	lua_pushvalue(L, fn_idx);
 	tm->fn = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, -1);
 	tm->self = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (tm->owner) {
+		tm->next_owned = owned;
+		owned = tm;
+	}
 	if (tm->wall)
 		arm_wall(tm);
 	else
 		loop_timer_start(loop_default(), &tm->t, s, kind == TIMER_EVERY ? s : 0);
 	return 1;
+}
+
+void timer_cancel_owner(const struct mqlua_owner *o)
+{
+	struct timer *tm = owned;
+	while (tm) {
+		struct timer *next = tm->next_owned;
+		if (tm->owner == o)
+			disarm(tm, false);
+		tm = next;
+	}
 }
 
 /* mqlua.after(seconds, [name,] fn) -> timer: fn(timer) once, seconds from now */

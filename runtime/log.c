@@ -1,7 +1,8 @@
 /*
  * log.c - one line per message on stderr: local time with milliseconds, the
- * level, the text. Lines are written with a single write() so that lines from
- * the broker child and from mqlua do not interleave mid-line.
+ * level, in run mode the script's name, the text. Lines are written with a
+ * single write() so that lines from the broker child and from mqlua do not
+ * interleave mid-line.
  */
 #include "log.h"
 
@@ -14,6 +15,7 @@
 
 int log_threshold = LOG_LEVEL_INFO;
 void (*log_around)(bool before);
+const char *(*log_prefix)(void);
 
 const char *log_level_name(int level)
 {
@@ -32,6 +34,9 @@ void log_msg(int level, const char *fmt, ...)
 	localtime_r(&tv.tv_sec, &tm);
 	size_t n = strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S", &tm);
 	n += snprintf(line + n, sizeof line - n, ".%03d %-5s ", (int)(tv.tv_usec / 1000), log_level_name(level));
+	const char *prefix = log_prefix ? log_prefix() : NULL;
+	if (prefix)
+		n += snprintf(line + n, sizeof line - n, "[%s] ", prefix);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

@@ -16,6 +16,10 @@ extern int log_threshold;
  * just after (the REPL erases and redraws its prompt line around it). */
 extern void (*log_around)(bool before);
 
+/* If set and it returns a name, lines get "[name] " after the level
+ * (`mqlua run`: the script whose code is running). */
+extern const char *(*log_prefix)(void);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *log_level_name(int level);
 

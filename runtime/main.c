@@ -5,7 +5,8 @@
  * every client cleanly (so no will is published) and exit 0; a second
  * SIGINT exits at once. With no script on a terminal, or with -i, the
  * prompt (repl.c) runs instead of the bare loop; there SIGINT only stops
- * the statement that runs. `mqlua test ...` is testmode.c's.
+ * the statement that runs. `mqlua test ...` is testmode.c's; `mqlua run DIR`
+ * takes the same options, and run.c loads and reloads DIR's scripts.
  */
 #include "bindings/mqlua.h"
 #include "bindings/stats.h"
@@ -13,6 +14,7 @@
 #include "runtime/log.h"
 #include "runtime/loop.h"
 #include "runtime/repl.h"
+#include "runtime/run.h"
 #include "runtime/script.h"
 #include "runtime/testmode.h"
 #include "runtime/url.h"
@@ -28,6 +30,7 @@
 static const char usage_text[] =
 	"usage: mqlua [options] [script [args]]\n"
 	"       mqlua test [options] [files or directories]   (see mqlua test --help)\n"
+	"       mqlua run [options] DIR   (every script in DIR, reloaded on change; see mqlua run --help)\n"
 	"\n"
 	"Runs a Lua script with the mqlua MQTT library (local mqtt = require \"mqlua\").\n"
 	"The event loop keeps running after the script's main chunk while a client is\n"
@@ -64,11 +67,13 @@ static struct broker embedded;
 static volatile sig_atomic_t interrupts;
 static volatile sig_atomic_t shutdown_signo;
 
+static bool run_dir;   /* `mqlua run DIR` */
+
 static void usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "mqlua: ");
+	fprintf(stderr, run_dir ? "mqlua run: " : "mqlua: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'mqlua --help' for more information.\n");
+	fprintf(stderr, "\nTry 'mqlua %s--help' for more information.\n", run_dir ? "run " : "");
 	exit(2);
 }
 
@@ -186,6 +191,11 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "test") == 0)
 		return testmode_main(argc - 1, argv + 1, argv[0]);
+	if (argc > 1 && strcmp(argv[1], "run") == 0) {
+		run_dir = true;   /* the options below, then DIR where the script would be */
+		memmove(argv + 1, argv + 2, (size_t)(argc - 1) * sizeof *argv);
+		argc--;
+	}
 
 	/* first pass: options that change the environment, and where the script is */
 	for (int i = 1; i < argc; i++) {
@@ -200,7 +210,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(usage_text, stdout);
+			fputs(run_dir ? run_usage : usage_text, stdout);
 			return 0;
 		} else if (strcmp(a, "--version") == 0) {
 			int maj, min, rev;
@@ -246,6 +256,10 @@ int main(int argc, char **argv)
 			usage_error("unrecognized option '%s'", a);
 		}
 	}
+	if (run_dir && (!script || script != argc - 1 || interactive || has_e))
+		usage_error("%s", !script ? "a directory of scripts is needed"
+		                  : script != argc - 1 ? "give one directory (and options before it)"
+		                  : "-i and -e do not apply");
 
 	lua_State *L = script_new_state(argv[0]);
 	if (!L) {
@@ -289,7 +303,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (script) {
+	if (run_dir) {
+		if (run_start(L, argv[script]) != 0)
+			return 1;
+	} else if (script) {
 		int narg = create_arg_table(L, argv, argc, script);
 		if (script_run_file(L, argv[script], narg) != LUA_OK && !mqlua_interrupted)
 			return 1;   /* no lua_close: the error said all, clients vanish with the process */

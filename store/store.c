@@ -511,6 +511,7 @@ void store_release(struct store *s, const char *client)
 			free(s->claims[i].client);
 			s->claims[i].client = NULL;
 			s->claims[i].fd = -1;
+			break;   /* a client holds one claim; client may be the string just freed */
 		}
 	}
 }
