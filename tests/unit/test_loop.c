@@ -202,8 +202,10 @@ static void test_repeat_timer_repeats_until_stopped_from_its_callback(void)
 	CHECK_INT(repeat_count, 3);
 	CHECK(!loop_timer_active(&t));
 	CHECK(elapsed_since(start) >= 0.03);
-	for (int i = 1; i < 3; i++)
-		CHECK(repeat_times[i] - repeat_times[i - 1] >= 9000000);
+	/* fixed-rate: tick i comes no earlier than start + (i+1) periods (a late
+	 * tick makes the next one come sooner, not later) */
+	for (int i = 0; i < 3; i++)
+		CHECK(repeat_times[i] - start >= (i + 1) * 10000000LL);
 }
 
 static struct loop_timer *victim;
@@ -456,6 +458,8 @@ static void test_signal_64_reaches_its_callback(void)
 	struct loop *loop = loop_default();
 	int signo = SIGRTMAX;                 /* 64 on Linux: the largest accepted */
 	CHECK(signo <= 64);
+	if (getenv("MQLUA_VALGRIND"))
+		return;                       /* valgrind keeps SIGRTMAX for itself */
 	CHECK(loop_signal(loop, signo, on_signal, (void *)9) == 0);
 	CHECK(raise(signo) == 0);
 	loop_run_once(loop, 1.0);
