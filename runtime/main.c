@@ -130,7 +130,9 @@ static void finish_interrupted(lua_State *L)
 	exit(0);
 }
 
-static void use_broker(const char *spec)
+/* spec may be argv's or the environment's: its password is overwritten
+ * once parsed (url_hide_password). */
+static void use_broker(char *spec)
 {
 	if (strcmp(spec, "embedded") == 0) {
 		struct broker_opts o = { .allow_anonymous = true, .show_log = log_threshold >= LOG_LEVEL_DEBUG };
@@ -152,6 +154,7 @@ static void use_broker(const char *spec)
 	mqlua_set_default_broker(u.host, u.port, u.has_username ? u.username : NULL,
 	                         u.has_password ? u.password : NULL, u.tls);
 	memset(&u, 0, sizeof u);
+	url_hide_password(spec);
 }
 
 /* Builds the global `arg` like lua.c: arg[0] is the script, arguments after
@@ -174,7 +177,7 @@ static int create_arg_table(lua_State *L, char **argv, int argc, int script)
 
 int main(int argc, char **argv)
 {
-	const char *broker_spec = getenv("MQLUA_BROKER");
+	char *broker_spec = getenv("MQLUA_BROKER");
 	int script = 0;
 	bool has_e = false, interactive = false;
 
@@ -212,7 +215,7 @@ int main(int argc, char **argv)
 				usage_error("'%s' needs a URL or 'embedded'", a);
 			broker_spec = argv[i];
 		} else if (strncmp(a, "--broker=", 9) == 0) {
-			broker_spec = a + 9;
+			broker_spec = argv[i] + 9;
 		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--store") == 0) {
 			if (++i == argc || !*argv[i])
 				usage_error("'%s' needs a file path", a);

@@ -83,11 +83,18 @@ void repl_sigint(void)
 
 /* ---- history ---- */
 
-/* True if line holds a secret: a username_pw_set call or a URL with a
- * password (scheme://user:pass@). */
+/* True if line may hold a secret: a username_pw_set or proxy_set call,
+ * anything named *password*, a tls_set call with a seventh argument (its
+ * keyfile_password), or a URL with a password (scheme://user:pass@). */
 static bool has_credentials(const char *line)
 {
-	if (strstr(line, "username_pw_set"))
+	if (strstr(line, "username_pw_set") || strstr(line, "proxy_set") || strstr(line, "password"))
+		return true;
+	const char *tls = strstr(line, "tls_set");
+	int commas = 0;
+	for (const char *p = tls; p && *p; p++)
+		commas += *p == ',';
+	if (commas >= 6)
 		return true;
 	for (const char *p = strstr(line, "://"); p; p = strstr(p + 1, "://")) {
 		bool colon = false;
