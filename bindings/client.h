@@ -65,6 +65,7 @@ struct client {
 	double reconnect_min, reconnect_max;
 	int reconnect_attempts;
 	char last_error[512];       /* words for the last connection failure */
+	int handler_budget;         /* instructions per handler slice; -1: mqlua_handler_budget, 0: none */
 
 	/* the outbox (client_outbox.c) */
 	struct store *store;        /* where its queue lives (a memory store for store = false) */
@@ -237,6 +238,11 @@ void client_set_callbacks(struct client *c);
 void client_update_log(struct client *c);
 /* Records a failed connect and, when attached, schedules a reconnect. */
 void client_connect_failed(struct client *c, int rc);
+/* Calls the handler below nargs arguments (mqlua_pcall, as a task) with c's
+ * instruction budget. */
+int client_pcall(struct client *c, lua_State *L, int nargs, const char *what);
+/* Checks a handler_budget value at idx (nil: -1, else an integer >= 0). */
+int client_check_budget(lua_State *L, int idx);
 /* Writes words for rc (and errno / the last TLS error) to c->last_error. */
 const char *client_describe_rc(struct client *c, int rc);
 void client_stop_net(struct client *c);

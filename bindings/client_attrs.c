@@ -2,7 +2,7 @@
  * client_attrs.c - paho's smaller Client settings: the attributes of paho
  * 2.x (client.connect_timeout, client.logger, client.will_topic ...), the
  * logger of enable_logger()/disable_logger(), connect_timeout on the loop,
- * manual_ack_set()/ack() and message_retry_set().
+ * manual_ack_set()/ack(), message_retry_set() and mqlua's handler_budget.
  *
  * What manual ack means here: libmosquitto 2.0.11 sends PUBACK (QoS 1) and
  * PUBREC/PUBCOMP (QoS 2) itself before it calls on_message, so the broker
@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
 
 bool client_pre_connect(struct client *c)
@@ -29,7 +30,7 @@ bool client_pre_connect(struct client *c)
 		if (lua_getfield(L, -1, "on_pre_connect") != LUA_TNIL) {
 			lua_pushvalue(L, top + 1);
 			lua_getiuservalue(L, top + 1, CLIENT_UV_USERDATA);
-			mqlua_pcall(L, 2, 0, "on_pre_connect");
+			client_pcall(c, L, 2, "on_pre_connect");
 		}
 	}
 	lua_settop(L, top);
@@ -98,6 +99,17 @@ static void set_logger(lua_State *L, struct client *c, int idx)
 	client_update_log(c);
 }
 
+int client_check_budget(lua_State *L, int idx)
+{
+	if (lua_isnil(L, idx))
+		return -1;
+	int isnum;
+	lua_Integer n = lua_tointegerx(L, idx, &isnum);
+	luaL_argcheck(L, isnum && n >= 0 && n <= INT_MAX, idx,
+	              "handler_budget must be a whole number of instructions (0: no budget)");
+	return (int)n;
+}
+
 void client_logger_emit(struct client *c, int level, const char *text)
 {
 	if (!c->has_logger)
@@ -110,7 +122,7 @@ void client_logger_emit(struct client *c, int level, const char *text)
 		if (lua_getfield(L, -1, "logger") == LUA_TFUNCTION) {
 			lua_pushinteger(L, level);
 			lua_pushfstring(L, "client \"%s\": %s", c->client_id, text);
-			mqlua_pcall(L, 2, 0, "logger");
+			client_pcall(c, L, 2, "logger");
 		}
 	}
 	lua_settop(L, top);
@@ -216,6 +228,8 @@ int client_attr_get(lua_State *L, struct client *c, const char *k)
 		lua_pushboolean(L, 1);
 	else if (strcmp(k, "password") == 0)
 		lua_pushnil(L);     /* write-only: see username_pw_set */
+	else if (strcmp(k, "handler_budget") == 0)
+		c->handler_budget < 0 ? lua_pushnil(L) : lua_pushinteger(L, c->handler_budget);
 	else
 		return 0;
 	return 1;
@@ -271,6 +285,8 @@ int client_attr_set(lua_State *L, struct client *c, const char *k)
 		lua_Number s = luaL_checknumber(L, 3);
 		luaL_argcheck(L, s > 0, 3, "connect_timeout must be a positive number");
 		c->connect_timeout = s;
+	} else if (strcmp(k, "handler_budget") == 0) {
+		c->handler_budget = client_check_budget(L, 3);
 	} else if (strcmp(k, "max_inflight_messages") == 0) {
 		check_closed(L, c, k);
 		call_setter(L, "max_inflight_messages_set");

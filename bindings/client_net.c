@@ -277,11 +277,16 @@ static bool push_callback(lua_State *L, struct client *c, const char *name)
 	return true;
 }
 
+int client_pcall(struct client *c, lua_State *L, int nargs, const char *what)
+{
+	return mqlua_pcall_budget(L, nargs, what, c->handler_budget);
+}
+
 static void call_simple(struct client *c, const char *name)
 {
 	lua_State *L = client_callback_L(c);
 	if (push_callback(L, c, name))
-		mqlua_pcall(L, 2, 0, name);
+		client_pcall(c, L, 2, name);
 }
 
 /* paho's packet type numbers (PacketTypes) for the reason codes pushed here */
@@ -394,7 +399,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, 
 			nargs = 5;
 		}
 		c->in_on_connect = true;
-		mqlua_pcall(L, nargs, 0, "on_connect");
+		client_pcall(c, L, nargs, "on_connect");
 		c->in_on_connect = false;
 	}
 	if (rc == 0 && c->connected && !(flags & 1))
@@ -430,7 +435,7 @@ static void call_on_disconnect(lua_State *L, struct client *c, int rc, int reaso
 			nargs = 4;
 		}
 	}
-	mqlua_pcall(L, nargs, 0, "on_disconnect");
+	client_pcall(c, L, nargs, "on_disconnect");
 }
 
 static void on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -492,7 +497,7 @@ static void notify_published(lua_State *L, struct client *c, int64_t key, int re
 			reasoncode_push(L, PT_PUBACK, reason);
 			properties_push(L, props);
 		}
-		mqlua_pcall(L, api2(c) ? 5 : 3, 0, "on_publish");
+		client_pcall(c, L, api2(c) ? 5 : 3, "on_publish");
 	}
 }
 
@@ -546,7 +551,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 			lua_pushvalue(L, ud);
 			lua_pushvalue(L, userdata);
 			lua_pushvalue(L, msg);
-			mqlua_pcall(L, 3, 0, "message callback");
+			client_pcall(c, L, 3, "message callback");
 		}
 		lua_pop(L, 2);
 	}
@@ -556,7 +561,7 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 			lua_pushvalue(L, ud);
 			lua_pushvalue(L, userdata);
 			lua_pushvalue(L, msg);
-			mqlua_pcall(L, 3, 0, "on_message");
+			client_pcall(c, L, 3, "on_message");
 		}
 	}
 	lua_settop(L, top);
@@ -642,7 +647,7 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int coun
 			properties_push(L, props);
 			nargs = 5;
 		}
-		mqlua_pcall(L, nargs, 0, "on_subscribe");
+		client_pcall(c, L, nargs, "on_subscribe");
 	}
 	lua_settop(L, top);
 }
@@ -666,7 +671,7 @@ static void on_unsubscribe_cb(struct mosquitto *mosq, void *obj, int mid, const 
 		properties_push(L, props);
 		lua_newtable(L);
 	}
-	mqlua_pcall(L, api2(c) || v5(c) ? 5 : 3, 0, "on_unsubscribe");
+	client_pcall(c, L, api2(c) || v5(c) ? 5 : 3, "on_unsubscribe");
 }
 
 static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
@@ -680,7 +685,7 @@ static void on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *
 	if (push_callback(L, c, "on_log")) {
 		lua_pushinteger(L, level);
 		lua_pushstring(L, str);
-		mqlua_pcall(L, 4, 0, "on_log");
+		client_pcall(c, L, 4, "on_log");
 	}
 	client_logger_emit(c, level, str);
 }

@@ -31,6 +31,8 @@ struct task {
 	void *ud;
 	bool timed_out;
 	unsigned long pass;        /* the hook pass it was resumed in */
+	int budget;                /* instructions per slice, 0: none (budget_arm) */
+	bool spoiled;              /* ended by an error, maybe from a hook: not pooled */
 	struct loop_timer timer;
 	struct task *prev, *next;  /* the waiting list, or the pool */
 };
@@ -45,6 +47,46 @@ static struct task *current;   /* the task being resumed (innermost) */
 static void (*main_failed)(lua_State *L);
 
 lua_State *volatile mqlua_current_thread;
+int mqlua_handler_budget;
+
+/* ---- instruction budgets ----
+ * A task with a budget runs its coroutine under a count hook: each slice
+ * (from a call or a resume to its next wait or its end) may run that many
+ * Lua instructions; then it fails with "handler exceeded its budget of N
+ * instructions". The hook then fires at every instruction, so a pcall in
+ * the handler cannot catch the error and go on. Time spent inside one C
+ * function (a huge string.rep) is not counted. */
+
+static int spent_budget;   /* the budget named by budget_spent_hook's error */
+
+static void budget_spent_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	luaL_error(L, "handler exceeded its budget of %d instructions", spent_budget);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	spent_budget = lua_gethookcount(L);
+	lua_sethook(L, budget_spent_hook, LUA_MASKCOUNT, 1);
+	luaL_error(L, "handler exceeded its budget of %d instructions", spent_budget);
+}
+
+/* Before a slice of t: a fresh budget (a SIGINT hook already set stays). */
+static void budget_arm(struct task *t)
+{
+	if (t->budget > 0 && !lua_gethook(t->co))
+		lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, t->budget);
+}
+
+/* After a slice: the coroutine goes back to the pool without a hook (also
+ * an interrupt hook that came after the slice's last instruction). */
+static void budget_disarm(struct task *t)
+{
+	if (lua_gethook(t->co))
+		lua_sethook(t->co, NULL, 0, 0);
+}
 
 static struct task *task_get(lua_State *L)
 {
@@ -69,7 +111,7 @@ static struct task *task_get(lua_State *L)
 static void task_put(struct task *t)
 {
 	lua_settop(t->co, 0);
-	if (pool_size < POOL_MAX && lua_status(t->co) == LUA_OK) {
+	if (pool_size < POOL_MAX && lua_status(t->co) == LUA_OK && !t->spoiled) {
 		t->next = pool;
 		pool = t;
 		pool_size++;
@@ -108,7 +150,9 @@ static int task_resume(struct task *t, int narg)
 	lua_State *saved_running = mqlua_running_L;
 	mqlua_running_L = t->co;
 	int nres;
+	budget_arm(t);
 	int status = lua_resume(t->co, NULL, narg, &nres);
+	budget_disarm(t);
 	mqlua_running_L = saved_running;
 	current = outer;
 	mqlua_current_thread = outer_thread;
@@ -128,6 +172,9 @@ static int task_resume(struct task *t, int narg)
 	if (status != LUA_OK) {
 		report_error(t->co, t);
 		lua_resetthread(t->co);
+		/* an error raised by a hook (budget, SIGINT) leaves the coroutine
+		 * with hooks disabled for good (lua_resetthread does not undo it) */
+		t->spoiled = true;
 	}
 	task_put(t);
 	return status;
@@ -135,8 +182,14 @@ static int task_resume(struct task *t, int narg)
 
 int task_call(lua_State *L, int nargs, const char *what)
 {
+	return task_call_budget(L, nargs, what, what ? mqlua_handler_budget : 0);
+}
+
+int task_call_budget(lua_State *L, int nargs, const char *what, int budget)
+{
 	struct task *t = task_get(L);
 	t->what = what;
+	t->budget = budget;
 	t->waiting = false;
 	lua_xmove(L, t->co, nargs + 1);
 	return task_resume(t, nargs);

@@ -18,6 +18,7 @@
 
 #include <lauxlib.h>
 #include <mosquitto.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,10 @@ static const char usage_text[] =
 	"  -s, --store PATH     the SQLite store for queued messages, retained messages and\n"
 	"                       mqlua.state (default $MQLUA_STORE, else\n"
 	"                       ${XDG_STATE_HOME:-~/.local/state}/mqlua/store.db)\n"
+	"  --handler-budget N   stop a handler (callback, timer, task slice) that runs more\n"
+	"                       than N Lua instructions without returning or waiting: the\n"
+	"                       error is logged and the loop goes on (per client:\n"
+	"                       Client{handler_budget = N}; 0: none, the default)\n"
 	"  -v, --verbose        debug logging, including libmosquitto's own log\n"
 	"  -q, --quiet          log errors only\n"
 	"      --version        print the version and exit\n"
@@ -216,6 +221,13 @@ int main(int argc, char **argv)
 			broker_spec = argv[i];
 		} else if (strncmp(a, "--broker=", 9) == 0) {
 			broker_spec = argv[i] + 9;
+		} else if (strcmp(a, "--handler-budget") == 0 || strncmp(a, "--handler-budget=", 17) == 0) {
+			const char *v = a[16] == '=' ? a + 17 : (++i < argc ? argv[i] : NULL);
+			char *end;
+			long n = v ? strtol(v, &end, 10) : -1;
+			if (!v || !*v || *end || n < 0 || n > INT_MAX)
+				usage_error("--handler-budget wants a number of instructions (0: none), not '%s'", v ? v : "");
+			mqlua_handler_budget = (int)n;
 		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--store") == 0) {
 			if (++i == argc || !*argv[i])
 				usage_error("'%s' needs a file path", a);
@@ -256,7 +268,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < end; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0 || strcmp(a, "-s") == 0 ||
-		    strcmp(a, "--store") == 0) {
+		    strcmp(a, "--store") == 0 || strcmp(a, "--handler-budget") == 0) {
 			i++;
 			continue;
 		}

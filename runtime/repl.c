@@ -49,13 +49,21 @@ static void interrupted_hook(lua_State *L, lua_Debug *ar)
 	luaL_error(L, "interrupted");
 }
 
+/* Ctrl-C stops the statement that runs, and the handler that runs (a
+ * runaway callback while the prompt waits): that one fails with
+ * "interrupted", logged as its error, and everything else goes on. */
 void repl_sigint_async(void)
 {
-	if (!running)
+	lua_State *task = mqlua_current_thread;   /* hooks are per coroutine */
+	if (!running && !task)
 		return;
 	pending_sigints++;
-	mqlua_interrupted = 1;
-	lua_sethook(replL, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	if (task)
+		lua_sethook(task, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	if (running) {
+		mqlua_interrupted = 1;
+		lua_sethook(replL, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	}
 }
 
 static void reset_chunk(void)
