@@ -117,7 +117,7 @@ static void task_put(struct task *t)
 		pool_size++;
 		return;
 	}
-	luaL_unref(mainL, LUA_REGISTRYINDEX, t->ref);
+	luaL_unref(t->co, LUA_REGISTRYINDEX, t->ref);   /* the registry is shared; mainL may not be set yet */
 	free(t);
 }
 
