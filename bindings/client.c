@@ -187,12 +187,13 @@ static int check_protocol(lua_State *L, int idx)
 }
 
 /* mqtt.Client([callback_api_version,] client_id="", clean_session=true, userdata=nil, protocol=MQTTv311,
- * transport="tcp"); callback_api_version only as a CallbackAPIVersion value (paho 2.x's first argument) */
+ * transport="tcp"); callback_api_version only as a CallbackAPIVersion value (paho 2.x's first argument);
+ * mqlua's options (store, durability, queue_policy, queue_qos0, handler_budget) by name */
 int client_new(lua_State *L)
 {
 	static const char *const names[] = { "client_id", "clean_session", "userdata", "protocol", "transport",
 		"store", "durability", "queue_policy", "queue_qos0", "callback_api_version", "stats_topic",
-		"stats_interval", NULL };
+		"stats_interval", "handler_budget", NULL };
 	int api = callback_api_version(L, 1);
 	if (api)
 		lua_remove(L, 1);
@@ -201,12 +202,13 @@ int client_new(lua_State *L)
 		lua_settop(L, lua_next(L, 1) ? 1 : 0);   /* Client{}: every argument left out */
 	}
 	mqlua_named_args(L, 1, names);
-	lua_settop(L, 12);
+	lua_settop(L, 13);
 	if (mqlua_run_mode && lua_type(L, 1) == LUA_TSTRING && owner_reuse_client(L, lua_tostring(L, 1)))
 		return 1;   /* a reloaded script: the connection of its previous version stays */
 	if (!api && !lua_isnil(L, 10) && !(api = callback_api_version(L, 10)))
 		luaL_argerror(L, 10, "callback_api_version must be mqtt.CallbackAPIVersion.VERSION1 or VERSION2");
 	int proto = check_protocol(L, 4);
+	int budget = client_check_budget(L, 13);
 
 	struct client *c = lua_newuserdatauv(L, sizeof *c, CLIENT_NUV);
 	memset(c, 0, sizeof *c);
@@ -214,6 +216,7 @@ int client_new(lua_State *L)
 	c->reconnect_min = 1;
 	c->reconnect_max = 120;
 	c->callback_api = api ? api : 1;
+	c->handler_budget = budget;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 	c->L = lua_tothread(L, -1);
 	lua_pop(L, 1);

@@ -67,6 +67,7 @@ struct client {
 	double reconnect_min, reconnect_max;
 	int reconnect_attempts;
 	char last_error[512];       /* words for the last connection failure */
+	int handler_budget;         /* instructions per handler slice; -1: mqlua_handler_budget, 0: none */
 
 	/* the outbox (client_outbox.c) */
 	struct store *store;        /* where its queue lives (a memory store for store = false) */
@@ -242,19 +243,22 @@ void client_set_callbacks(struct client *c);
 void client_update_log(struct client *c);
 /* Records a failed connect and, when attached, schedules a reconnect. */
 void client_connect_failed(struct client *c, int rc);
+/* Checks a handler_budget value at idx (nil: -1, else an integer >= 0). */
+int client_check_budget(lua_State *L, int idx);
 /* Writes words for rc (and errno / the last TLS error) to c->last_error. */
 const char *client_describe_rc(struct client *c, int rc);
 void client_stop_net(struct client *c);
 /* Runs one pass of whatever drives c: the shared loop when attached,
  * mosquitto_loop() on c alone otherwise. */
 void client_run_once(struct client *c, double timeout);
-/* mqlua_pcall(L, nargs, 0, what) for a callback of c: its errors and run time
- * count for c, and its error log line names detail (a filter, a topic; may be NULL). */
+/* mqlua_pcall(L, nargs, 0, what) for a callback of c, with c's instruction
+ * budget: its errors and run time count for c, and its error log line names
+ * detail (a filter, a topic; may be NULL). */
 static inline int client_pcall(struct client *c, lua_State *L, int nargs, const char *what, const char *detail)
 {
 	stats_client = c->stats;
 	task_detail = detail;
-	return mqlua_pcall(L, nargs, 0, what);   /* which consumes both */
+	return mqlua_pcall_budget(L, nargs, what, c->handler_budget);   /* which consumes both */
 }
 /* The Lua thread callbacks run on: the one that entered the loop, else the main one. */
 lua_State *client_callback_L(struct client *c);

@@ -2,7 +2,7 @@
  * client_attrs.c - paho's smaller Client settings: the attributes of paho
  * 2.x (client.connect_timeout, client.logger, client.will_topic ...), the
  * logger of enable_logger()/disable_logger(), connect_timeout on the loop,
- * manual_ack_set()/ack() and message_retry_set().
+ * manual_ack_set()/ack(), message_retry_set() and mqlua's handler_budget.
  *
  * What manual ack means here: libmosquitto 2.0.11 sends PUBACK (QoS 1) and
  * PUBREC/PUBCOMP (QoS 2) itself before it calls on_message, so the broker
@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
 
 bool client_pre_connect(struct client *c)
@@ -96,6 +97,17 @@ static void set_logger(lua_State *L, struct client *c, int idx)
 	lua_pop(L, 1);
 	c->has_logger = !lua_isnil(L, idx);
 	client_update_log(c);
+}
+
+int client_check_budget(lua_State *L, int idx)
+{
+	if (lua_isnil(L, idx))
+		return -1;
+	int isnum;
+	lua_Integer n = lua_tointegerx(L, idx, &isnum);
+	luaL_argcheck(L, isnum && n >= 0 && n <= INT_MAX, idx,
+	              "handler_budget must be a whole number of instructions (0: no budget)");
+	return (int)n;
 }
 
 void client_logger_emit(struct client *c, int level, const char *text)
@@ -218,6 +230,8 @@ int client_attr_get(lua_State *L, struct client *c, const char *k)
 		lua_pushnil(L);     /* write-only: see username_pw_set */
 	else if (strcmp(k, "callback_api_version") == 0)
 		callback_api_version_push(L, c->callback_api);
+	else if (strcmp(k, "handler_budget") == 0)
+		c->handler_budget < 0 ? lua_pushnil(L) : lua_pushinteger(L, c->handler_budget);
 	else
 		return 0;
 	return 1;
@@ -273,6 +287,8 @@ int client_attr_set(lua_State *L, struct client *c, const char *k)
 		lua_Number s = luaL_checknumber(L, 3);
 		luaL_argcheck(L, s > 0, 3, "connect_timeout must be a positive number");
 		c->connect_timeout = s;
+	} else if (strcmp(k, "handler_budget") == 0) {
+		c->handler_budget = client_check_budget(L, 3);
 	} else if (strcmp(k, "max_inflight_messages") == 0) {
 		check_closed(L, c, k);
 		call_setter(L, "max_inflight_messages_set");

@@ -134,7 +134,8 @@ static void tls_forget(struct client *c)
 	memset(t, 0, sizeof *t);
 }
 
-/* Tells the handle the kept TLS settings (no CA file: the system's certificates). */
+/* Tells the handle the kept TLS settings (no CA file: the system's certificates;
+ * no version: TLS 1.2 at least). */
 static int tls_apply(struct client *c)
 {
 	const struct client_tls *t = &c->tls_args;
@@ -145,8 +146,11 @@ static int tls_apply(struct client *c)
 		mosquitto_int_option(c->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
 		rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", t->certfile, t->keyfile, tls_password_cb);
 	}
+	/* libmosquitto leaves TLS 1.0/1.1 to OpenSSL's configuration without a
+	 * version: "tlsv1.2" makes 1.2 the minimum (1.3 stays allowed) */
 	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_tls_opts_set(c->mosq, t->cert_reqs == 0 ? 0 : 1, t->version, t->ciphers);
+		rc = mosquitto_tls_opts_set(c->mosq, t->cert_reqs == 0 ? 0 : 1, t->version ? t->version : "tlsv1.2",
+		                            t->ciphers);
 	if (rc == MOSQ_ERR_SUCCESS && t->insecure)
 		rc = mosquitto_tls_insecure_set(c->mosq, true);
 	return rc;

@@ -231,6 +231,10 @@ const char *client_describe_rc(struct client *c, int rc)
 	case MOSQ_ERR_KEEPALIVE:
 		snprintf(b, n, "no answer from the broker within the keepalive interval (%d s)", c->keepalive);
 		break;
+	case MOSQ_ERR_PROTOCOL:
+	case MOSQ_ERR_MALFORMED_PACKET:
+		snprintf(b, n, "the broker sent a malformed or unexpected packet (protocol error)");
+		break;
 	case MOSQ_ERR_CONN_LOST:
 		snprintf(b, n, "connection lost%s%s", err && err != EAGAIN ? ": " : "",
 		         err && err != EAGAIN ? strerror(err) : "");

@@ -42,10 +42,8 @@ int mqlua_traceback(lua_State *L)
 
 int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 {
-	if (nresults == 0 && !mqlua_plain_handlers) {
-		int status = task_call(L, nargs, what);
-		return status == LUA_YIELD ? LUA_OK : status;
-	}
+	if (nresults == 0 && !mqlua_plain_handlers)
+		return mqlua_pcall_budget(L, nargs, what, -1);
 	stats_client = NULL;    /* set for a task that is not made here */
 	task_detail = NULL;
 	int base = lua_gettop(L) - nargs;
@@ -67,6 +65,14 @@ int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what)
 	}
 	lua_pop(L, 1);
 	return status;
+}
+
+int mqlua_pcall_budget(lua_State *L, int nargs, const char *what, int budget)
+{
+	if (mqlua_plain_handlers)
+		return mqlua_pcall(L, nargs, 0, what);
+	int status = task_call_budget(L, nargs, what, budget < 0 ? mqlua_handler_budget : budget);
+	return status == LUA_YIELD ? LUA_OK : status;
 }
 
 void mqlua_named_args(lua_State *L, int first, const char *const names[])

@@ -25,6 +25,9 @@
  * traceback, counts it in mqlua_callback_errors and leaves nothing on the
  * stack; out-of-memory is fatal. Returns the lua_pcall status. */
 int mqlua_pcall(lua_State *L, int nargs, int nresults, const char *what);
+/* mqlua_pcall for a handler with its own instruction budget (nresults 0;
+ * budget < 0: mqlua_handler_budget, 0: none). */
+int mqlua_pcall_budget(lua_State *L, int nargs, const char *what, int budget);
 extern unsigned long mqlua_callback_errors;
 /* $MQLUA_PLAIN_HANDLERS=1 (a benchmark's baseline): mqlua_pcall never makes a task. */
 extern bool mqlua_plain_handlers;
@@ -35,6 +38,11 @@ extern bool mqlua_plain_handlers;
  * task_set_main_failed). Returns LUA_OK, LUA_YIELD when the task now waits,
  * or the error status. Nothing is left on L's stack. */
 int task_call(lua_State *L, int nargs, const char *what);
+/* task_call with an instruction budget per slice (0: none; see task.c);
+ * task_call gives handlers (what not NULL) mqlua_handler_budget. */
+int task_call_budget(lua_State *L, int nargs, const char *what, int budget);
+/* The budget of every handler without one of its own (--handler-budget); 0: none. */
+extern int mqlua_handler_budget;
 void task_set_main_failed(void (*fn)(lua_State *co));
 /* What the next task_call handles (a filter, a topic), named in its error
  * log line; task_call consumes it. */

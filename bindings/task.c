@@ -37,6 +37,8 @@ struct task {
 	void *ud;
 	bool timed_out;
 	unsigned long pass;        /* the hook pass it was resumed in */
+	int budget;                /* instructions per slice, 0: none (budget_arm) */
+	bool spoiled;              /* ended by an error, maybe from a hook: not pooled */
 	struct loop_timer timer;
 	struct task *prev, *next;  /* the waiting list, or the pool */
 };
@@ -53,6 +55,46 @@ static void (*main_failed)(lua_State *L);
 
 lua_State *volatile mqlua_current_thread;
 const char *task_detail;
+int mqlua_handler_budget;
+
+/* ---- instruction budgets ----
+ * A task with a budget runs its coroutine under a count hook: each slice
+ * (from a call or a resume to its next wait or its end) may run that many
+ * Lua instructions; then it fails with "handler exceeded its budget of N
+ * instructions". The hook then fires at every instruction, so a pcall in
+ * the handler cannot catch the error and go on. Time spent inside one C
+ * function (a huge string.rep) is not counted. */
+
+static int spent_budget;   /* the budget named by budget_spent_hook's error */
+
+static void budget_spent_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	luaL_error(L, "handler exceeded its budget of %d instructions", spent_budget);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	spent_budget = lua_gethookcount(L);
+	lua_sethook(L, budget_spent_hook, LUA_MASKCOUNT, 1);
+	luaL_error(L, "handler exceeded its budget of %d instructions", spent_budget);
+}
+
+/* Before a slice of t: a fresh budget (a SIGINT hook already set stays). */
+static void budget_arm(struct task *t)
+{
+	if (t->budget > 0 && !lua_gethook(t->co))
+		lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, t->budget);
+}
+
+/* After a slice: the coroutine goes back to the pool without a hook (also
+ * an interrupt hook that came after the slice's last instruction). */
+static void budget_disarm(struct task *t)
+{
+	if (lua_gethook(t->co))
+		lua_sethook(t->co, NULL, 0, 0);
+}
 
 static struct task *task_get(lua_State *L)
 {
@@ -77,13 +119,13 @@ static struct task *task_get(lua_State *L)
 static void task_put(struct task *t)
 {
 	lua_settop(t->co, 0);
-	if (pool_size < POOL_MAX && lua_status(t->co) == LUA_OK) {
+	if (pool_size < POOL_MAX && lua_status(t->co) == LUA_OK && !t->spoiled) {
 		t->next = pool;
 		pool = t;
 		pool_size++;
 		return;
 	}
-	luaL_unref(mainL, LUA_REGISTRYINDEX, t->ref);
+	luaL_unref(t->co, LUA_REGISTRYINDEX, t->ref);   /* the registry is shared; mainL may not be set yet */
 	free(t);
 }
 
@@ -136,10 +178,12 @@ static int task_resume(struct task *t, int narg)
 	nested = 0;
 	uint64_t start = stats_ticks();
 	int nres;
+	budget_arm(t);
 	int status = lua_resume(t->co, NULL, narg, &nres);
 	int64_t slice = (int64_t)(stats_ticks() - start);
 	t->stats.run += slice - nested;
 	nested = outer_nested + slice;
+	budget_disarm(t);
 	mqlua_running_L = saved_running;
 	current = outer;
 	mqlua_current_thread = outer_thread;
@@ -159,6 +203,9 @@ static int task_resume(struct task *t, int narg)
 	if (status != LUA_OK) {
 		report_owned_error(t->co, t);
 		lua_resetthread(t->co);
+		/* an error raised by a hook (budget, SIGINT) leaves the coroutine
+		 * with hooks disabled for good (lua_resetthread does not undo it) */
+		t->spoiled = true;
 	}
 	if (t->what)
 		stats_task_end(&t->stats);
@@ -178,11 +225,17 @@ static struct mqlua_owner *owner_for(lua_State *L, int nargs)
 
 int task_call(lua_State *L, int nargs, const char *what)
 {
+	return task_call_budget(L, nargs, what, what ? mqlua_handler_budget : 0);
+}
+
+int task_call_budget(lua_State *L, int nargs, const char *what, int budget)
+{
 	struct mqlua_owner *owner = owner_for(L, nargs);
 	struct task *t = task_get(L);
 	t->what = what;
 	t->detail = task_detail;
 	t->owner = owner;
+	t->budget = budget;
 	t->waiting = false;
 	if (what)
 		stats_task_start(&t->stats, what);

@@ -21,6 +21,7 @@
 
 #include <lauxlib.h>
 #include <mosquitto.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,10 @@ static const char usage_text[] =
 	"  --stats-topic TOPIC  publish mqlua.stats() as JSON, retained, on TOPIC through\n"
 	"                       the first connected client\n"
 	"  --stats-interval S   seconds between those messages (default 10)\n"
+	"  --handler-budget N   stop a handler (callback, timer, task slice) that runs more\n"
+	"                       than N Lua instructions without returning or waiting: the\n"
+	"                       error is logged and the loop goes on (per client:\n"
+	"                       Client{handler_budget = N}; 0: none, the default)\n"
 	"  -v, --verbose        debug logging, including libmosquitto's own log\n"
 	"  -q, --quiet          log errors only\n"
 	"      --version        print the version and exit\n"
@@ -139,7 +144,9 @@ static void finish_interrupted(lua_State *L)
 	exit(0);
 }
 
-static void use_broker(const char *spec)
+/* spec may be argv's or the environment's: its password is overwritten
+ * once parsed (url_hide_password). */
+static void use_broker(char *spec)
 {
 	if (strcmp(spec, "embedded") == 0) {
 		struct broker_opts o = { .allow_anonymous = true, .show_log = log_threshold >= LOG_LEVEL_DEBUG };
@@ -161,6 +168,7 @@ static void use_broker(const char *spec)
 	mqlua_set_default_broker(u.host, u.port, u.has_username ? u.username : NULL,
 	                         u.has_password ? u.password : NULL, u.tls);
 	memset(&u, 0, sizeof u);
+	url_hide_password(spec);
 }
 
 /* Builds the global `arg` like lua.c: arg[0] is the script, arguments after
@@ -183,7 +191,7 @@ static int create_arg_table(lua_State *L, char **argv, int argc, int script)
 
 int main(int argc, char **argv)
 {
-	const char *broker_spec = getenv("MQLUA_BROKER");
+	char *broker_spec = getenv("MQLUA_BROKER");
 	int script = 0;
 	bool has_e = false, interactive = false;
 	const char *stats_topic = NULL;
@@ -228,7 +236,14 @@ int main(int argc, char **argv)
 				usage_error("'%s' needs a URL or 'embedded'", a);
 			broker_spec = argv[i];
 		} else if (strncmp(a, "--broker=", 9) == 0) {
-			broker_spec = a + 9;
+			broker_spec = argv[i] + 9;
+		} else if (strcmp(a, "--handler-budget") == 0 || strncmp(a, "--handler-budget=", 17) == 0) {
+			const char *v = a[16] == '=' ? a + 17 : (++i < argc ? argv[i] : NULL);
+			char *end;
+			long n = v ? strtol(v, &end, 10) : -1;
+			if (!v || !*v || *end || n < 0 || n > INT_MAX)
+				usage_error("--handler-budget wants a number of instructions (0: none), not '%s'", v ? v : "");
+			mqlua_handler_budget = (int)n;
 		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--store") == 0) {
 			if (++i == argc || !*argv[i])
 				usage_error("'%s' needs a file path", a);
@@ -287,7 +302,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < end; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-b") == 0 || strcmp(a, "--broker") == 0 || strcmp(a, "-s") == 0 ||
-		    strcmp(a, "--store") == 0 || strcmp(a, "--stats-topic") == 0 || strcmp(a, "--stats-interval") == 0) {
+		    strcmp(a, "--store") == 0 || strcmp(a, "--stats-topic") == 0 || strcmp(a, "--stats-interval") == 0 ||
+		    strcmp(a, "--handler-budget") == 0) {
 			i++;
 			continue;
 		}

@@ -49,13 +49,21 @@ static void interrupted_hook(lua_State *L, lua_Debug *ar)
 	luaL_error(L, "interrupted");
 }
 
+/* Ctrl-C stops the statement that runs, and the handler that runs (a
+ * runaway callback while the prompt waits): that one fails with
+ * "interrupted", logged as its error, and everything else goes on. */
 void repl_sigint_async(void)
 {
-	if (!running)
+	lua_State *task = mqlua_current_thread;   /* hooks are per coroutine */
+	if (!running && !task)
 		return;
 	pending_sigints++;
-	mqlua_interrupted = 1;
-	lua_sethook(replL, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	if (task)
+		lua_sethook(task, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	if (running) {
+		mqlua_interrupted = 1;
+		lua_sethook(replL, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	}
 }
 
 static void reset_chunk(void)
@@ -83,11 +91,18 @@ void repl_sigint(void)
 
 /* ---- history ---- */
 
-/* True if line holds a secret: a username_pw_set call or a URL with a
- * password (scheme://user:pass@). */
+/* True if line may hold a secret: a username_pw_set or proxy_set call,
+ * anything named *password*, a tls_set call with a seventh argument (its
+ * keyfile_password), or a URL with a password (scheme://user:pass@). */
 static bool has_credentials(const char *line)
 {
-	if (strstr(line, "username_pw_set"))
+	if (strstr(line, "username_pw_set") || strstr(line, "proxy_set") || strstr(line, "password"))
+		return true;
+	const char *tls = strstr(line, "tls_set");
+	int commas = 0;
+	for (const char *p = tls; p && *p; p++)
+		commas += *p == ',';
+	if (commas >= 6)
 		return true;
 	for (const char *p = strstr(line, "://"); p; p = strstr(p + 1, "://")) {
 		bool colon = false;

@@ -464,7 +464,16 @@ int testmode_main(int argc, char **argv, const char *exe)
 					return 2;
 				}
 				memset(&u, 0, sizeof u);
-				o.broker_url = val;
+				/* the children need the password: keep a copy, hide argv's */
+				static char *url_copy;
+				free(url_copy);
+				url_copy = strdup(val);
+				if (!url_copy) {
+					fprintf(stderr, "mqlua test: out of memory\n");
+					return 2;
+				}
+				o.broker_url = url_copy;
+				url_hide_password((char *)val);
 			} else if (f) {
 				o.filter = val;
 			} else {

@@ -59,7 +59,11 @@ int url_parse(const char *s, struct broker_url *u, char *err, size_t errlen)
 
 	size_t hostpart = strcspn(rest, "/?#");
 	if (rest[hostpart] != 0 && strcmp(rest + hostpart, "/") != 0) {
-		snprintf(err, errlen, "a broker URL has no path or query: '%s'", rest + hostpart);
+		if (strchr(rest + hostpart, '@'))   /* a '/' in a password: show none of it */
+			snprintf(err, errlen, "a broker URL has no path or query (escape '/', '?' and '#' "
+			         "in a password as %%2F, %%3F, %%23)");
+		else
+			snprintf(err, errlen, "a broker URL has no path or query: '%s'", rest + hostpart);
 		return -1;
 	}
 	const char *end = rest + hostpart;
@@ -126,4 +130,21 @@ int url_parse(const char *s, struct broker_url *u, char *err, size_t errlen)
 		u->port = (int)p;
 	}
 	return 0;
+}
+
+void url_hide_password(char *s)
+{
+	char *rest = strstr(s, "://");
+	rest = rest ? rest + 3 : s;
+	char *at = strrchr(rest, '@');
+	if (!at)
+		return;
+	char *colon = memchr(rest, ':', (size_t)(at - rest));
+	if (!colon || at == colon + 1)
+		return;
+	size_t len = (size_t)(at - colon - 1), stars = len < 3 ? len : 3;
+	size_t tail = strlen(at) + 1;
+	memset(colon + 1, '*', stars);
+	memmove(colon + 1 + stars, at, tail);
+	memset(colon + 1 + stars + tail, 0, len - stars);
 }

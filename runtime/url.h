@@ -20,5 +20,9 @@ struct broker_url {
 
 /* Parses s; on failure returns -1 with the reason in err. */
 int url_parse(const char *s, struct broker_url *u, char *err, size_t errlen);
+/* Overwrites the password of URL s in place with at most three '*' (the
+ * freed bytes become NULs), so that the process's command line, `arg` and
+ * anything printed from them no longer hold it. Leaves s alone without one. */
+void url_hide_password(char *s);
 
 #endif

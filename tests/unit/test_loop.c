@@ -458,6 +458,8 @@ static void test_signal_64_reaches_its_callback(void)
 	struct loop *loop = loop_default();
 	int signo = SIGRTMAX;                 /* 64 on Linux: the largest accepted */
 	CHECK(signo <= 64);
+	if (getenv("MQLUA_VALGRIND"))
+		return;                       /* valgrind keeps SIGRTMAX for itself */
 	CHECK(loop_signal(loop, signo, on_signal, (void *)9) == 0);
 	CHECK(raise(signo) == 0);
 	loop_run_once(loop, 1.0);
