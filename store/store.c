@@ -166,6 +166,11 @@ static int check_file(struct store *s, int *version)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return store_fail(s, "not a readable mqlua store (is it an SQLite file?)");
+	if (*version < 0) {
+		snprintf(s->error, sizeof s->error, "store %s: damaged or not an mqlua store (schema version %d); "
+		         "not touched", s->path, *version);
+		return -1;
+	}
 	if (*version > STORE_SCHEMA_VERSION) {
 		snprintf(s->error, sizeof s->error, "store %s: made by a newer mqlua (schema version %d, "
 		         "this one knows up to %d); not touched", s->path, *version, STORE_SCHEMA_VERSION);
