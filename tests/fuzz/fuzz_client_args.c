@@ -15,8 +15,8 @@
  * error that names the argument is what the bindings should do.
  *
  * Nothing reaches the network or the disk, whatever the input says:
- * connect() is replaced for this program (non-blocking sockets "connect in
- * progress" forever, blocking ones are refused), getaddrinfo only takes
+ * connect() is replaced for this program (it succeeds at once, with a
+ * socketpair whose far end never answers), getaddrinfo only takes
  * numeric addresses, the SRV lookup of connect_srv finds nothing, poll and
  * pselect never wait, and every store a Client asks for is the memory store
  * (the link wraps mqlua_store). mqlua_interrupted is set, so every wait
@@ -45,12 +45,38 @@
 
 /* ---- the fence around the network and the disk ---- */
 
+/* The far ends of the "connections" of this input: closed after it. */
+static int peers[256];
+static int npeers;
+
+/* Every connect() "succeeds" at once without leaving the process: fd becomes
+ * one end of a socketpair whose other end nobody reads or answers, like a
+ * broker that accepted the connection and then said nothing. */
 int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	(void)addr; (void)len;
-	int fl = fcntl(fd, F_GETFL);
-	errno = fl >= 0 && (fl & O_NONBLOCK) ? EINPROGRESS : ECONNREFUSED;
-	return -1;
+	int pair[2], fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || npeers == (int)(sizeof peers / sizeof peers[0]) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	int rc = dup2(pair[0], fd);
+	close(pair[0]);
+	if (rc < 0) {
+		close(pair[1]);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fl);
+	peers[npeers++] = pair[1];
+	return 0;
+}
+
+static void close_peers(void)
+{
+	while (npeers > 0)
+		close(peers[--npeers]);
 }
 
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
@@ -299,6 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* what the loop deferred (releasing clients) runs while they exist */
 	loop_run_once(loop_default(), 0);
 	lua_close(L);
+	close_peers();
 	reset_store();
 	return 0;
 }
