@@ -134,19 +134,29 @@ static void reset_uv_tables(lua_State *L, int idx)
 	new_uv_table(L, idx, CLIENT_UV_SUBGROUPS, NULL);
 }
 
-/* Checks client_id/clean_session/protocol at 1..3 (absolute indexes) and
- * configures c->mosq for them. Raises on invalid arguments. */
-static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
+/* Checks the client_id and clean_session arguments at id_idx and clean_idx
+ * (absolute indexes), changing nothing; raises naming the bad one. */
+static void check_identity(lua_State *L, int id_idx, int clean_idx)
 {
 	size_t idlen;
 	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
 	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
 	if (idlen == 0 && !clean)
 		luaL_argerror(L, id_idx, "a client_id must be provided if clean_session is false");
-	if (idlen > 0 && (memchr(id, 0, idlen) || mosquitto_validate_utf8(id, (int)idlen) != MOSQ_ERR_SUCCESS))
-		luaL_argerror(L, id_idx, "client_id must be valid UTF-8 without NUL characters");
 	if (idlen > 65535)
 		luaL_argerror(L, id_idx, "client_id is longer than 65535 bytes");
+	if (idlen > 0 && (memchr(id, 0, idlen) || mosquitto_validate_utf8(id, (int)idlen) != MOSQ_ERR_SUCCESS))
+		luaL_argerror(L, id_idx, "client_id must be valid UTF-8 without NUL characters");
+}
+
+/* Checks client_id/clean_session at id_idx/clean_idx (absolute indexes) and
+ * configures c->mosq for them and proto. Raises on invalid arguments. */
+static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
+{
+	check_identity(L, id_idx, clean_idx);
+	size_t idlen;
+	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
+	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
 	char random_id[32];
 	c->random_id = idlen == 0;
 	if (idlen == 0) {
@@ -231,6 +241,7 @@ static int l_reinitialise(lua_State *L)
 	struct client *c = client_check(L, 1);
 	mqlua_named_args(L, 2, names);
 	lua_settop(L, 4);
+	check_identity(L, 2, 3);   /* before anything is torn down: a bad argument leaves c as it was */
 	client_detach(c);
 	c->connect_requested = c->connected = false;
 	reset_uv_tables(L, 1);

@@ -16,6 +16,7 @@
 #include "store/outbox.h"
 #include "store/store.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mqtt_protocol.h>
@@ -284,9 +285,18 @@ int client_max_queued_messages_set(lua_State *L)
 	return 1;
 }
 
+struct store *client_need_store(lua_State *L, struct client *c)
+{
+	if (!c->store)
+		luaL_error(L, "client \"%s\" has no store: its last reinitialise() failed (call reinitialise() again)",
+		           c->client_id ? c->client_id : "");
+	return c->store;
+}
+
 int client_queue_depth(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
+	client_need_store(L, c);
 	lua_pushinteger(L, queued(c));
 	return 1;
 }
@@ -295,7 +305,7 @@ int client_queue_depth(lua_State *L)
 int client_queue_oldest_age(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
-	double oldest = outbox_oldest(c->store, c->client_id);
+	double oldest = outbox_oldest(client_need_store(L, c), c->client_id);
 	lua_pushnumber(L, oldest > 0 ? store_now() - oldest : 0);
 	return 1;
 }
@@ -332,8 +342,9 @@ int client_dead_letters(lua_State *L)
 	struct client *c = client_check(L, 1);
 	lua_Integer max = luaL_optinteger(L, 2, 100);
 	luaL_argcheck(L, max > 0, 2, "max must be positive");
+	client_need_store(L, c);
 	lua_newtable(L);
-	if (outbox_dead_letters(c->store, c->client_id, (int)max, push_dead, L) < 0)
+	if (outbox_dead_letters(c->store, c->client_id, max > INT_MAX ? INT_MAX : (int)max, push_dead, L) < 0)
 		return luaL_error(L, "%s", store_error(c->store));
 	return 1;
 }
