@@ -12,6 +12,10 @@
  * Outside a task (the REPL's statements, -e chunks, a coroutine the script
  * made itself, plain lua5.4 code) the waiting functions keep their blocking
  * form: they run the loop until done.
+ *
+ * A host may run several Lua states with mqlua.so, or close one and open
+ * another: each task remembers its state, a coroutine is only reused in the
+ * state that made it, and a closing state takes its tasks with it.
  */
 #include "bindings/mqlua.h"
 #include "runtime/log.h"
@@ -22,6 +26,7 @@
 #define POOL_MAX 32
 
 struct task {
+	lua_State *main;           /* the main thread of co's Lua state */
 	lua_State *co;
 	int ref;                   /* registry reference keeping co alive */
 	const char *what;          /* names the task in error logs; NULL: the main chunk */
@@ -35,7 +40,6 @@ struct task {
 	struct task *prev, *next;  /* the waiting list, or the pool */
 };
 
-static lua_State *mainL;
 static struct task *pool;
 static int pool_size;
 static struct task *waiting;
@@ -46,11 +50,23 @@ static void (*main_failed)(lua_State *L);
 
 lua_State *volatile mqlua_current_thread;
 
+static lua_State *main_of(lua_State *L)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	lua_State *main = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	return main;
+}
+
 static struct task *task_get(lua_State *L)
 {
-	struct task *t = pool;
+	lua_State *main = main_of(L);
+	struct task **p = &pool;
+	while (*p && (*p)->main != main)
+		p = &(*p)->next;
+	struct task *t = *p;
 	if (t) {
-		pool = t->next;
+		*p = t->next;
 		pool_size--;
 	} else {
 		t = calloc(1, sizeof *t);
@@ -58,6 +74,7 @@ static struct task *task_get(lua_State *L)
 			log_error("out of memory starting a task");
 			abort();
 		}
+		t->main = main;
 		t->co = lua_newthread(L);
 		t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
@@ -75,7 +92,7 @@ static void task_put(struct task *t)
 		pool_size++;
 		return;
 	}
-	luaL_unref(mainL, LUA_REGISTRYINDEX, t->ref);
+	luaL_unref(t->main, LUA_REGISTRYINDEX, t->ref);
 	free(t);
 }
 
@@ -254,11 +271,41 @@ bool task_timed_out(lua_State *L)
 	return current && current->timed_out;
 }
 
+/* __gc of a sentinel in the registry: the Lua state is being closed, and its
+ * pooled and waiting tasks (whose coroutines go with it) are forgotten. */
+static int state_closing(lua_State *L)
+{
+	lua_State *main = main_of(L);
+	for (struct task **p = &pool; *p;) {
+		struct task *t = *p;
+		if (t->main != main) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		pool_size--;
+		free(t);
+	}
+	for (struct task *t = waiting, *next; t; t = next) {
+		next = t->next;
+		if (t->main == main) {
+			end_wait(t, false);
+			free(t);
+		}
+	}
+	return 0;
+}
+
 void task_open(lua_State *L)
 {
-	if (!mainL) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-		mainL = lua_tothread(L, -1);
-		lua_pop(L, 1);
+	static const char sentinel_key = 's';
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key) == LUA_TNIL) {
+		lua_newuserdatauv(L, 1, 0);
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, state_closing);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
 	}
+	lua_pop(L, 1);
 }
