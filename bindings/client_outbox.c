@@ -202,7 +202,9 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 	if (m->propslen > 0) {
 		double waited = store_now() - m->created;
 		bool expired;
-		props = properties_decode_aged(m->props, (size_t)m->propslen, waited > 0 ? (uint32_t)waited : 0, &expired);
+		/* a created time from a damaged row may be anything: keep the cast defined */
+		uint32_t aged = !(waited > 0) ? 0 : waited >= UINT32_MAX ? UINT32_MAX : (uint32_t)waited;
+		props = properties_decode_aged(m->props, (size_t)m->propslen, aged, &expired);
 		if (expired) {
 			mosquitto_property_free_all(&props);
 			drop_expired(c, m, waited);
