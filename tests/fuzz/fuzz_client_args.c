@@ -9,7 +9,8 @@
  *   call a method of a slot's client (now and then with a random self),
  *   assign or read a field of a client (callbacks, paho's attributes),
  *   close a client, call a method or field of the last result (an
- *   MQTTMessageInfo, a ReasonCode ...), call a module function.
+ *   MQTTMessageInfo, a ReasonCode ...), call a module function (timers,
+ *   tasks and waits included; not mqlua.run or the broker).
  * Each operation runs under lua_pcall. A crash, a sanitizer report, a Lua
  * panic, or an error value that is not a string is a finding; raising an
  * error that names the argument is what the bindings should do.
@@ -155,7 +156,8 @@ static const char *const result_fields[] = {
 
 static const char *const module_fns[] = {
 	"Client", "topic_matches_sub", "validate_topic", "validate_filter", "connack_string", "error_string",
-	"Properties", "ReasonCode", "SubscribeOptions", "time",
+	"Properties", "ReasonCode", "SubscribeOptions", "time", "after", "every", "at", "sleep", "wait_until",
+	"spawn",
 };
 #define NMODULE_FNS (sizeof module_fns / sizeof module_fns[0])
 
@@ -171,7 +173,8 @@ static int push_args(lua_State *L, struct fz *in)
 	return n;
 }
 
-/* Pushes the client of slot, making a plain one first if the slot is empty. */
+/* Pushes the client of slot, making a plain one first if the slot is empty
+ * (an MQTT v5 one for the upper half of the slots). */
 static void push_client(lua_State *L, int slot)
 {
 	if (lua_rawgeti(L, CTX, slot) != LUA_TNIL)
@@ -180,7 +183,10 @@ static void push_client(lua_State *L, int slot)
 	lua_getfield(L, CTX, "mod");
 	lua_getfield(L, -1, "Client");
 	lua_pushfstring(L, "fuzz-%d", slot);
-	lua_call(L, 1, 1);
+	lua_pushnil(L);
+	lua_pushnil(L);
+	lua_pushinteger(L, slot > NSLOTS / 2 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+	lua_call(L, 4, 1);
 	lua_remove(L, -2);
 	lua_pushvalue(L, -1);
 	lua_rawseti(L, CTX, slot);
