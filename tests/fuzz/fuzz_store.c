@@ -112,6 +112,12 @@ static void make_template(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void remove_dir(void)
+{
+	remove_files();
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -121,6 +127,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(path, sizeof path, "%s/store.db", dir);
 	make_template();
 	remove_files();
+	atexit(remove_dir);
 	return 0;
 }
 
