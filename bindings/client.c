@@ -140,10 +140,11 @@ static void reset_uv_tables(lua_State *L, int idx)
 	new_uv_table(L, idx, CLIENT_UV_SUBGROUPS, NULL);
 }
 
-/* Checks client_id/clean_session/protocol at 1..3 (absolute indexes) and
- * configures c->mosq for them. Raises on invalid arguments, and on any explicit
- * clean_session with MQTT v5 (as paho: connect's clean_start takes its place). */
-static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
+/* Checks the client_id and clean_session arguments at id_idx and clean_idx
+ * (absolute indexes) for protocol proto, changing nothing; raises naming the
+ * bad one, also for any explicit clean_session with MQTT v5 (as paho:
+ * connect's clean_start takes its place). */
+static void check_identity(lua_State *L, int id_idx, int clean_idx, int proto)
 {
 	size_t idlen;
 	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
@@ -153,10 +154,20 @@ static void configure_identity(lua_State *L, struct client *c, int id_idx, int c
 	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
 	if (idlen == 0 && !clean)
 		luaL_argerror(L, id_idx, "a client_id must be provided if clean_session is false");
-	if (idlen > 0 && (memchr(id, 0, idlen) || mosquitto_validate_utf8(id, (int)idlen) != MOSQ_ERR_SUCCESS))
-		luaL_argerror(L, id_idx, "client_id must be valid UTF-8 without NUL characters");
 	if (idlen > 65535)
 		luaL_argerror(L, id_idx, "client_id is longer than 65535 bytes");
+	if (idlen > 0 && (memchr(id, 0, idlen) || mosquitto_validate_utf8(id, (int)idlen) != MOSQ_ERR_SUCCESS))
+		luaL_argerror(L, id_idx, "client_id must be valid UTF-8 without NUL characters");
+}
+
+/* Checks client_id/clean_session at id_idx/clean_idx (absolute indexes) and
+ * configures c->mosq for them and proto. Raises on invalid arguments. */
+static void configure_identity(lua_State *L, struct client *c, int id_idx, int clean_idx, int proto)
+{
+	check_identity(L, id_idx, clean_idx, proto);
+	size_t idlen;
+	const char *id = luaL_optlstring(L, id_idx, "", &idlen);
+	bool clean = mqlua_optboolean(L, clean_idx, true, "clean_session");
 	char random_id[32];
 	c->random_id = idlen == 0;
 	if (idlen == 0) {
@@ -252,6 +263,7 @@ static int l_reinitialise(lua_State *L)
 	struct client *c = client_check(L, 1);
 	mqlua_named_args(L, 2, names);
 	lua_settop(L, 4);
+	check_identity(L, 2, 3, c->protocol);   /* before anything is torn down: a bad argument leaves c as it was */
 	client_detach(c);
 	c->connect_requested = c->connected = false;
 	reset_uv_tables(L, 1);

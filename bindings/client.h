@@ -204,6 +204,8 @@ void client_outbox_commit_failed(struct client *c, const char *why);
 /* libmosquitto says packet mid was acknowledged (reason < 0x80) or refused:
  * returns the message's id, or 0 if mid is not an outbox message. */
 int64_t client_outbox_acked(struct client *c, int mid, int reason);
+/* The client's store; raises when a failed reinitialise() left it without one. */
+struct store *client_need_store(lua_State *L, struct client *c);
 int client_queue_depth(lua_State *L);
 /* The number of messages of c in the outbox. */
 int64_t client_outbox_depth(struct client *c);

@@ -16,6 +16,7 @@
 #include "runtime/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <mqtt_protocol.h>
 #include <stdlib.h>
@@ -126,7 +127,8 @@ void client_run_once(struct client *c, double timeout)
 		loop_run_once(loop_default(), timeout);
 		return;
 	}
-	int rc = mosquitto_loop(c->mosq, (int)(timeout * 1000), 1);
+	int ms = timeout >= INT_MAX / 1000.0 ? INT_MAX : (int)(timeout * 1000);
+	int rc = mosquitto_loop(c->mosq, ms, 1);
 	if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST)
 		c->connected = false;
 }

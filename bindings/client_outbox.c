@@ -16,6 +16,7 @@
 #include "store/outbox.h"
 #include "store/store.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mqtt_protocol.h>
@@ -201,7 +202,9 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 	if (m->propslen > 0) {
 		double waited = store_now() - m->created;
 		bool expired;
-		props = properties_decode_aged(m->props, (size_t)m->propslen, waited > 0 ? (uint32_t)waited : 0, &expired);
+		/* a created time from a damaged row may be anything: keep the cast defined */
+		uint32_t aged = !(waited > 0) ? 0 : waited >= UINT32_MAX ? UINT32_MAX : (uint32_t)waited;
+		props = properties_decode_aged(m->props, (size_t)m->propslen, aged, &expired);
 		if (expired) {
 			mosquitto_property_free_all(&props);
 			drop_expired(c, m, waited);
@@ -293,9 +296,18 @@ int64_t client_outbox_depth(struct client *c)
 	return queued(c);
 }
 
+struct store *client_need_store(lua_State *L, struct client *c)
+{
+	if (!c->store)
+		luaL_error(L, "client \"%s\" has no store: its last reinitialise() failed (call reinitialise() again)",
+		           c->client_id ? c->client_id : "");
+	return c->store;
+}
+
 int client_queue_depth(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
+	client_need_store(L, c);
 	lua_pushinteger(L, queued(c));
 	return 1;
 }
@@ -304,7 +316,7 @@ int client_queue_depth(lua_State *L)
 int client_queue_oldest_age(lua_State *L)
 {
 	struct client *c = client_check(L, 1);
-	double oldest = outbox_oldest(c->store, c->client_id);
+	double oldest = outbox_oldest(client_need_store(L, c), c->client_id);
 	lua_pushnumber(L, oldest > 0 ? store_now() - oldest : 0);
 	return 1;
 }
@@ -341,8 +353,9 @@ int client_dead_letters(lua_State *L)
 	struct client *c = client_check(L, 1);
 	lua_Integer max = luaL_optinteger(L, 2, 100);
 	luaL_argcheck(L, max > 0, 2, "max must be positive");
+	client_need_store(L, c);
 	lua_newtable(L);
-	if (outbox_dead_letters(c->store, c->client_id, (int)max, push_dead, L) < 0)
+	if (outbox_dead_letters(c->store, c->client_id, max > INT_MAX ? INT_MAX : (int)max, push_dead, L) < 0)
 		return luaL_error(L, "%s", store_error(c->store));
 	return 1;
 }

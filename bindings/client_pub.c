@@ -94,6 +94,7 @@ int client_publish(lua_State *L)
 	mosquitto_property *props = client_check_properties(L, c, 6, CMD_PUBLISH, "properties");
 	if (a.qos > 0 || (c->queue_qos0 && !c->connected)) {
 		/* through the outbox: sent after this iteration's commit */
+		client_need_store(L, c);
 		int rc;
 		int64_t id = client_outbox_publish(c, a.topic, a.payload, a.payloadlen, a.qos, a.retain, props, &rc);
 		mosquitto_property_free_all(&props);

@@ -492,11 +492,12 @@ static uint32_t read_uint(struct reader *r, int bytes)
 	return v;
 }
 
-/* A NUL-terminated copy of the next length-prefixed field (NULL when bad). */
-static char *read_bytes(struct reader *r, uint16_t *len)
+/* A NUL-terminated copy of the next length-prefixed field (NULL when bad;
+ * for text, also when it holds a NUL, which no encoded string does). */
+static char *read_bytes(struct reader *r, uint16_t *len, bool text)
 {
 	*len = (uint16_t)read_uint(r, 2);
-	if (r->bad || r->end - r->p < *len) {
+	if (r->bad || r->end - r->p < *len || (text && memchr(r->p, 0, *len))) {
 		r->bad = true;
 		return NULL;
 	}
@@ -519,14 +520,18 @@ mosquitto_property *properties_decode(const unsigned char *data, size_t len)
 
 mosquitto_property *properties_decode_aged(const unsigned char *data, size_t len, uint32_t waited, bool *expired)
 {
+	*expired = false;
+	if (len == 0)
+		return NULL;   /* also keeps (NULL, 0) away from pointer arithmetic */
 	struct reader r = { data, data + len, false };
 	uint32_t n;
-	*expired = false;
 	mosquitto_property *list = NULL;
 	while (!r.bad && r.p < r.end) {
 		const struct propdef *d = def_by_id((int)read_uint(&r, 1));
-		if (!d)
+		if (!d) {
+			r.bad = true;   /* not a byte properties_encode writes, also as the last one */
 			break;
+		}
 		int rc = MOSQ_ERR_SUCCESS;
 		uint16_t n1, n2;
 		char *s = NULL, *v = NULL;
@@ -543,18 +548,18 @@ mosquitto_property *properties_decode_aged(const unsigned char *data, size_t len
 			break;
 		case MQTT_PROP_TYPE_VARINT: rc = mosquitto_property_add_varint(&list, d->id, read_uint(&r, 4)); break;
 		case MQTT_PROP_TYPE_BINARY:
-			s = read_bytes(&r, &n1);
+			s = read_bytes(&r, &n1, false);
 			if (s)
 				rc = mosquitto_property_add_binary(&list, d->id, s, n1);
 			break;
 		case MQTT_PROP_TYPE_STRING:
-			s = read_bytes(&r, &n1);
+			s = read_bytes(&r, &n1, true);
 			if (s)
 				rc = mosquitto_property_add_string(&list, d->id, s);
 			break;
 		case MQTT_PROP_TYPE_STRING_PAIR:
-			s = read_bytes(&r, &n1);
-			v = s ? read_bytes(&r, &n2) : NULL;
+			s = read_bytes(&r, &n1, true);
+			v = s ? read_bytes(&r, &n2, true) : NULL;
 			if (s && v)
 				rc = mosquitto_property_add_string_pair(&list, d->id, s, v);
 			break;

@@ -12,6 +12,10 @@
  * Outside a task (the REPL's statements, -e chunks, a coroutine the script
  * made itself, plain lua5.4 code) the waiting functions keep their blocking
  * form: they run the loop until done.
+ *
+ * A host may run several Lua states with mqlua.so, or close one and open
+ * another: each task remembers its state, a coroutine is only reused in the
+ * state that made it, and a closing state takes its tasks with it.
  */
 #include "bindings/mqlua.h"
 #include "bindings/stats.h"
@@ -24,6 +28,7 @@
 #define POOL_MAX 32
 
 struct task {
+	lua_State *main;           /* the main thread of co's Lua state */
 	lua_State *co;
 	int ref;                   /* registry reference keeping co alive */
 	const char *what;          /* names the task in error logs; NULL: the main chunk */
@@ -43,7 +48,6 @@ struct task {
 	struct task *prev, *next;  /* the waiting list, or the pool */
 };
 
-static lua_State *mainL;
 static struct task *pool;
 static int pool_size;
 static struct task *waiting;
@@ -96,11 +100,23 @@ static void budget_disarm(struct task *t)
 		lua_sethook(t->co, NULL, 0, 0);
 }
 
+static lua_State *main_of(lua_State *L)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	lua_State *main = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	return main;
+}
+
 static struct task *task_get(lua_State *L)
 {
-	struct task *t = pool;
+	lua_State *main = main_of(L);
+	struct task **p = &pool;
+	while (*p && (*p)->main != main)
+		p = &(*p)->next;
+	struct task *t = *p;
 	if (t) {
-		pool = t->next;
+		*p = t->next;
 		pool_size--;
 	} else {
 		t = calloc(1, sizeof *t);
@@ -108,6 +124,7 @@ static struct task *task_get(lua_State *L)
 			log_error("out of memory starting a task");
 			abort();
 		}
+		t->main = main;
 		t->co = lua_newthread(L);
 		t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
@@ -125,7 +142,7 @@ static void task_put(struct task *t)
 		pool_size++;
 		return;
 	}
-	luaL_unref(t->co, LUA_REGISTRYINDEX, t->ref);   /* the registry is shared; mainL may not be set yet */
+	luaL_unref(t->main, LUA_REGISTRYINDEX, t->ref);
 	free(t);
 }
 
@@ -381,11 +398,41 @@ void task_cancel_owner(const struct mqlua_owner *o)
 	}
 }
 
+/* __gc of a sentinel in the registry: the Lua state is being closed, and its
+ * pooled and waiting tasks (whose coroutines go with it) are forgotten. */
+static int state_closing(lua_State *L)
+{
+	lua_State *main = main_of(L);
+	for (struct task **p = &pool; *p;) {
+		struct task *t = *p;
+		if (t->main != main) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		pool_size--;
+		free(t);
+	}
+	for (struct task *t = waiting, *next; t; t = next) {
+		next = t->next;
+		if (t->main == main) {
+			end_wait(t, false);
+			free(t);
+		}
+	}
+	return 0;
+}
+
 void task_open(lua_State *L)
 {
-	if (!mainL) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-		mainL = lua_tothread(L, -1);
-		lua_pop(L, 1);
+	static const char sentinel_key = 's';
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key) == LUA_TNIL) {
+		lua_newuserdatauv(L, 1, 0);
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, state_closing);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
 	}
+	lua_pop(L, 1);
 }

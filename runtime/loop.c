@@ -7,6 +7,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -436,6 +437,8 @@ int loop_run_once(struct loop *loop, double timeout)
 		wait_ms = 0;
 	else if (timeout < 0)
 		wait_ms = loop_alive(loop) ? -1 : 0;   /* deferred calls may have ended the last reason to wait */
+	else if (timeout >= INT_MAX / 1000.0)
+		wait_ms = INT_MAX;   /* about 25 days: as long as poll() can be asked to wait */
 	else
 		wait_ms = (int)(timeout * 1000.0 + 0.999);
 	if (loop->ntimers > 0) {

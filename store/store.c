@@ -197,6 +197,11 @@ static int check_snapshot(struct store *s, int *version)
 	int rc;
 	if (read_version(s, version) != 0)
 		return -1;
+	if (*version < 0) {
+		snprintf(s->error, sizeof s->error, "store %s: damaged or not an mqlua store (schema version %d); "
+		         "not touched", s->path, *version);
+		return -1;
+	}
 	if (*version > STORE_SCHEMA_VERSION)
 		return newer_schema(s, *version);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)

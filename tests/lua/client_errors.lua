@@ -386,3 +386,26 @@ test("wait_until: an error in the predicate reaches the caller with its message"
 	t:raises(function() mqtt.wait_until(function() error("pred exploded") end, 1) end, "pred exploded")
 end)
 
+
+---------------------------------------------------------------------------
+-- reinitialise with a bad argument (found by tests/fuzz/fuzz_client_args:
+-- the client used to lose its store, and queue_depth() then crashed)
+
+test("reinitialise: a bad client_id raises and leaves the client as it was", function(t)
+	local c = connected(t, "err-reinit")
+	local watcher = connected(t, "err-reinit-watch")
+	subscribed(t, watcher, "reinit/#", 1)
+	t:raises(function() c:reinitialise("a\0b") end,
+		"bad argument #1 to 'reinitialise' %(client_id must be valid UTF%-8 without NUL characters%)")
+	t:raises(function() c:reinitialise("", false) end, "a client_id must be provided if clean_session is false")
+	t:raises(function() c:reinitialise("x", "yes") end, "clean_session must be a boolean, got string")
+	t:eq(c.client_id, "err-reinit", "client_id unchanged")
+	t:eq(c:is_connected(), true, "still connected")
+	t:eq(c:queue_depth(), 0, "queue_depth answers")
+	t:eq(#c:dead_letters(), 0, "dead_letters answers")
+	local info = c:publish("reinit/after", "still here", 1)
+	t:eq(info.rc, 0, "publish rc")
+	t:expect_message(watcher, "reinit/after", { payload = "still here" })
+	c:disconnect()
+	watcher:disconnect()
+end)

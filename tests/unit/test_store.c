@@ -697,6 +697,42 @@ static void test_timers_table_added_to_a_version_1_store(struct store *s)
 	CHECK_STR(due_of(current, "t"), "3.000");
 }
 
+/* s contains the text part. */
+#define CHECK_HAS(s, part) do { \
+	const char *s_ = (s); \
+	if (!strstr(s_, (part))) \
+		FAIL("%s: expected text containing \"%s\", got \"%s\"", #s, (part), s_); \
+} while (0)
+
+/* A damaged header may hold a negative schema version (fuzz_store found one):
+ * the store is refused with a message naming the file, and left as it was. */
+static void test_a_negative_schema_version_is_refused(struct store *s)
+{
+	CHECK_INT(state_set(s, "", "kept", &(struct state_value){ 'i', "7", 1 }), 0);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(sqlite3_exec(store_db(s), "PRAGMA user_version = -1325400061", NULL, NULL, NULL), SQLITE_OK);
+	current = NULL;
+	store_close(s);
+	char err[512] = "";
+	struct store *again = store_open(path, durability, err, sizeof err);
+	if (again)
+		store_close(again);
+	CHECK(!again);
+	CHECK_HAS(err, path);
+	CHECK_HAS(err, "damaged or not an mqlua store (schema version -1325400061); not touched");
+	sqlite3 *db;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	CHECK_INT(version, -1325400061);
+}
+
 #define CASE(fn, file_only) { #fn, fn, file_only }
 static const struct {
 	const char *name;
@@ -714,6 +750,7 @@ static const struct {
 	CASE(test_retained_records_the_time, false),
 	CASE(test_retained_null_match_takes_every_row, false),
 	CASE(test_retained_survives_close_and_reopen, true),
+	CASE(test_a_negative_schema_version_is_refused, true),
 	CASE(test_state_set_get_every_type, false),
 	CASE(test_state_values_are_bytes_and_null_terminated_on_get, false),
 	CASE(test_state_overwrite_and_delete, false),
