@@ -9,6 +9,7 @@
  * without a session.
  */
 #include "bindings/client.h"
+#include "bindings/filter_trie.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
 
@@ -399,49 +400,23 @@ int client_message_callback_add(lua_State *L)
 	if (!lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
 		luaL_argerror(L, 3, lua_pushfstring(L, "callback must be a function, got %s", luaL_typename(L, 3)));
 	lua_settop(L, 3);
-	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 4);
-	int slot = n + 1;
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 4, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			slot = i;
-			break;
-		}
+	if (lua_getiuservalue(L, 1, CLIENT_UV_FILTERS) == LUA_TNIL) {
+		lua_pop(L, 1);
+		msgfilters_new(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, 1, CLIENT_UV_FILTERS);
 	}
-	lua_createtable(L, 2, 0);
-	lua_pushvalue(L, 2);
-	lua_rawseti(L, -2, 1);
-	lua_pushvalue(L, 3);
-	lua_rawseti(L, -2, 2);
-	lua_rawseti(L, 4, slot);
+	msgfilters_add(L, 4, filter, len, 3);
 	return 0;
 }
 
 int client_message_callback_remove(lua_State *L)
 {
 	client_check(L, 1);
-	luaL_checkstring(L, 2);
+	size_t len;
+	const char *filter = luaL_checklstring(L, 2, &len);
 	lua_settop(L, 2);
 	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 3);
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			for (int j = i; j < n; j++) {
-				lua_rawgeti(L, 3, j + 1);
-				lua_rawseti(L, 3, j);
-			}
-			lua_pushnil(L);
-			lua_rawseti(L, 3, n);
-			break;
-		}
-	}
+	msgfilters_remove(L, 3, filter, len);
 	return 0;
 }
