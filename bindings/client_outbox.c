@@ -241,7 +241,7 @@ static bool send_one(const struct outbox_msg *m, void *ud)
 void client_outbox_dispatch(struct client *c)
 {
 	if (!c->store || !c->connected || !c->backlog || c->ninflight >= window(c) ||
-	    store_has_urgent(c->store))
+	    store_has_urgent(c->store) || store_untouched(c->store))
 		return;
 	int room = window(c) - c->ninflight;
 	struct dispatch d = { c, false };

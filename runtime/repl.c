@@ -10,11 +10,11 @@
  */
 #include "runtime/repl.h"
 #include "bindings/mqlua.h"
+#include "runtime/editline.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
 
 #include <lauxlib.h>
-#include <editline/readline.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -574,6 +574,11 @@ static void setup_lua(lua_State *L)
 
 int repl_run(lua_State *L)
 {
+	const char *why = editline_load();
+	if (why) {
+		fprintf(stderr, "mqlua: %s\n", why);
+		return 1;
+	}
 	replL = L;
 	setup_lua(L);
 

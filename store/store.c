@@ -117,6 +117,7 @@ const char *store_path(const struct store *s) { return s->path; }
 enum store_durability store_durability(const struct store *s) { return s->durability; }
 const char *store_error(const struct store *s) { return s->error; }
 bool store_in_transaction(const struct store *s) { return s->in_txn; }
+bool store_untouched(const struct store *s) { return !s->db; }
 
 int store_fail(struct store *s, const char *what)
 {
@@ -295,6 +296,8 @@ static int migrate(struct store *s, int version)
 	return 0;
 }
 
+static int open_db(struct store *s);
+
 struct store *store_open(const char *path, enum store_durability d, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof *s);
@@ -317,30 +320,42 @@ struct store *store_open(const char *path, enum store_durability d, char *err, s
 		}
 		close(fd);
 	}
+	/* a memory store is empty until written: SQLite is opened by the first statement */
+	if (d != STORE_MEMORY && open_db(s) != 0) {
+		snprintf(err, errlen, "%s", s->error);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Opens s->db (checked, configured, migrated); on failure s->db stays NULL
+ * and s->error says why. */
+static int open_db(struct store *s)
+{
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 	int version = 0;
 	if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "store %s: cannot open: %s", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		snprintf(s->error, sizeof s->error, "store %s: cannot open: %s", s->path,
+		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, 5000);   /* another process may hold the write lock for one iteration */
 	if (check_file(s, &version) != 0)
-		goto fail_msg;
-	if (d != STORE_MEMORY && set_wal(s) != 0)
-		goto fail_msg;
-	if (exec(s, d == STORE_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "pragma") != 0 ||
+		goto fail;
+	if (s->durability != STORE_MEMORY && set_wal(s) != 0)
+		goto fail;
+	if (exec(s, s->durability == STORE_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "pragma") != 0 ||
 	    exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY", "pragma") != 0)
-		goto fail_msg;
+		goto fail;
 	if (migrate(s, version) != 0)
-		goto fail_msg;
-	return s;
-fail_msg:
-	snprintf(err, errlen, "%s", s->error);
+		goto fail;
+	return 0;
 fail:
 	sqlite3_close(s->db);
-	free(s);
-	return NULL;
+	s->db = NULL;
+	return -1;
 }
 
 void store_close(struct store *s)
@@ -368,6 +383,8 @@ int store_begin_lazy(struct store *s)
 {
 	if (s->in_txn)
 		return 0;
+	if (!s->db && open_db(s) != 0)
+		return -1;
 	if (exec(s, "BEGIN IMMEDIATE", "cannot start a transaction") != 0)
 		return -1;
 	s->in_txn = true;
@@ -442,6 +459,8 @@ sqlite3_stmt *store_stmt(struct store *s, const char *sql)
 		}
 	}
 	sqlite3_stmt *st = NULL;
+	if (!s->db && open_db(s) != 0)
+		return NULL;
 	if (s->nstmts == MAX_STMTS) {
 		snprintf(s->error, sizeof s->error, "store %s: more than %d distinct statements", s->path, MAX_STMTS);
 		return NULL;

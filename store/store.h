@@ -71,6 +71,9 @@ bool store_has_urgent(const struct store *s);
  * rolled back: its writes are lost, what was committed before stays). */
 int store_commit(struct store *s);
 bool store_in_transaction(const struct store *s);
+/* True for a memory store nothing has been written to yet (SQLite not even
+ * opened): it holds no rows, so there is nothing to read. */
+bool store_untouched(const struct store *s);
 
 /* Claims the queue of client_id for this process (an flock()ed file beside
  * the store, holding our pid). Fails with "... is used by process N" when

@@ -12,12 +12,24 @@
  *   ref_client session  HOST PORT TOPIC QOS CLIENT_ID
  *   ref_client pingpong HOST PORT N
  *   ref_client echo     HOST PORT
+ *   ref_client idle     HOST PORT TOPIC
+ *   ref_client retained HOST PORT FILTER COUNT
+ *   ref_client fill     HOST PORT PREFIX COUNT PAYLOAD_BYTES
+ *   ref_client startup  N PROGRAM [ARG...]
+ *   ref_client noop
  *
  * Result lines: "recv COUNT SECONDS RATE", "pub COUNT SECONDS RATE",
- * "pingpong N P50_US P99_US". Exit 0 on success, 2 on a timeout (no
- * progress for IDLE_TIMEOUT seconds), 1 on any other failure.
+ * "pingpong N P50_US P99_US", "rss KB" (idle: connected and subscribed to
+ * TOPIC; retained: holding a copy of the COUNT retained messages FILTER
+ * brought), "startup N P50_US" (the median wall time of N runs of PROGRAM,
+ * fork to exit). fill publishes COUNT retained QoS 0 messages to
+ * PREFIX/0 ... PREFIX/COUNT-1; noop is the trivial C program startup is
+ * compared with. Exit 0 on success, 2 on a timeout (no progress for
+ * IDLE_TIMEOUT seconds), 1 on any other failure.
  */
 #include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +59,7 @@ struct bench {
 	double progress;     /* time of the last event of any kind, for the idle timeout */
 	double sent_at;      /* pingpong: time the current ping was published */
 	double *rtts;        /* pingpong: round-trip times in seconds */
+	struct mosquitto_message *held;   /* retained: the copies kept */
 	char *payload;
 	int payload_len;
 };
@@ -66,7 +79,12 @@ _Noreturn static void usage(void)
 		"       ref_client pub HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES\n"
 		"       ref_client session HOST PORT TOPIC QOS CLIENT_ID\n"
 		"       ref_client pingpong HOST PORT N\n"
-		"       ref_client echo HOST PORT\n");
+		"       ref_client echo HOST PORT\n"
+		"       ref_client idle HOST PORT TOPIC\n"
+		"       ref_client retained HOST PORT FILTER COUNT\n"
+		"       ref_client fill HOST PORT PREFIX COUNT PAYLOAD_BYTES\n"
+		"       ref_client startup N PROGRAM [ARG...]\n"
+		"       ref_client noop\n");
 	exit(1);
 }
 
@@ -365,8 +383,128 @@ static int mode_echo(const char *host, int port)
 	return 0;
 }
 
+/* The resident set size of this process in KB (VmRSS), -1 if unknown. */
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* idle: connected and subscribed, then half a second of nothing; prints its RSS. */
+static int mode_idle(const char *host, int port, const char *topic)
+{
+	struct bench b = { .topic = topic, .qos = 1 };
+	struct mosquitto *mosq = connect_client(NULL, true, &b, host, port);
+	run_until(mosq, &b, &b.subscribed, "idle: waiting for SUBACK");
+	double until = now() + 0.5;
+	while (now() < until)
+		mosquitto_loop(mosq, 100, 1);
+	printf("rss %ld\n", rss_kb());
+	fflush(stdout);
+	finish(mosq);
+	return 0;
+}
+
+/* retained: keeps a copy of every message until b->count are held. */
+static void on_message_hold(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+{
+	struct bench *b = obj;
+	b->progress = now();
+	if (b->done < b->count && mosquitto_message_copy(&b->held[b->done], msg) == MOSQ_ERR_SUCCESS)
+		b->done++;
+	b->finished = b->done == b->count;
+}
+
+/* retained: subscribes to FILTER, holds the COUNT retained messages it brings, prints its RSS. */
+static int mode_retained(const char *host, int port, const char *filter, long count)
+{
+	struct bench b = { .topic = filter, .qos = 0, .count = count, .finished = count == 0 };
+	b.held = calloc((size_t)count + 1, sizeof *b.held);
+	if (!b.held) {
+		perror("ref_client: calloc");
+		return 1;
+	}
+	struct mosquitto *mosq = connect_client(NULL, true, &b, host, port);
+	mosquitto_message_callback_set(mosq, on_message_hold);
+	run_until(mosq, &b, &b.finished, "retained");
+	printf("rss %ld\n", rss_kb());
+	fflush(stdout);
+	finish(mosq);
+	for (long i = 0; i < b.done; i++) {
+		free(b.held[i].topic);
+		free(b.held[i].payload);
+	}
+	free(b.held);
+	return 0;
+}
+
+/* fill: publishes COUNT retained QoS 0 messages to PREFIX/0..COUNT-1, until all are written. */
+static int mode_fill(const char *host, int port, const char *prefix, long count, long payload_bytes)
+{
+	struct bench b = { .count = count, .finished = count == 0 };
+	char payload[1024], topic[512];
+	if (payload_bytes > (long)sizeof payload) {
+		fprintf(stderr, "ref_client: fill: at most %zu payload bytes\n", sizeof payload);
+		return 1;
+	}
+	memset(payload, 'r', sizeof payload);
+	struct mosquitto *mosq = connect_client(NULL, true, &b, host, port);
+	mosquitto_publish_callback_set(mosq, on_publish_count);
+	run_until(mosq, &b, &b.connected, "fill: waiting for CONNACK");
+	for (long i = 0; i < count; i++) {
+		snprintf(topic, sizeof topic, "%s/%ld", prefix, i);
+		mosquitto_publish(mosq, NULL, topic, (int)payload_bytes, payload, 0, true);
+	}
+	b.progress = now();
+	run_until(mosq, &b, &b.finished, "fill");
+	finish(mosq);
+	return 0;
+}
+
+/* startup: runs argv[0..] n times, stdout and stderr to /dev/null; prints the median wall time. */
+static int mode_startup(long n, char **argv)
+{
+	double *t = calloc((size_t)n + 1, sizeof *t);
+	if (!t || n < 1) {
+		fprintf(stderr, "ref_client: startup: bad N\n");
+		return 1;
+	}
+	for (long i = 0; i < n; i++) {
+		double start = now();
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+				_exit(126);
+			execvp(argv[0], argv);
+			_exit(127);
+		}
+		int status;
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+			fprintf(stderr, "ref_client: startup: %s failed\n", argv[0]);
+			return 1;
+		}
+		t[i] = now() - start;
+	}
+	qsort(t, (size_t)n, sizeof *t, compare_double);
+	printf("startup %ld %.0f\n", n, percentile(t, n, 50) * 1e6);
+	fflush(stdout);
+	free(t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "noop") == 0)
+		return 0;
+	if (argc >= 4 && strcmp(argv[1], "startup") == 0)
+		return mode_startup(parse_count("N", argv[2]), argv + 3);
 	if (argc < 4)
 		usage();
 	const char *mode = argv[1], *host = argv[2];
@@ -386,6 +524,12 @@ int main(int argc, char **argv)
 		rc = mode_pingpong(host, port, parse_count("N", argv[4]));
 	else if (strcmp(mode, "echo") == 0 && argc == 4)
 		rc = mode_echo(host, port);
+	else if (strcmp(mode, "idle") == 0 && argc == 5)
+		rc = mode_idle(host, port, argv[4]);
+	else if (strcmp(mode, "retained") == 0 && argc == 6)
+		rc = mode_retained(host, port, argv[4], parse_count("COUNT", argv[5]));
+	else if (strcmp(mode, "fill") == 0 && argc == 7)
+		rc = mode_fill(host, port, argv[4], parse_count("COUNT", argv[5]), parse_count("PAYLOAD_BYTES", argv[6]));
 	else
 		usage();
 	mosquitto_lib_cleanup();

@@ -283,6 +283,8 @@ static void reset_store(void)
 	char err[256];
 	mqlua_store_commit_all();
 	struct store *s = __real_mqlua_store(NULL, STORE_MEMORY, err, sizeof err);
+	if (s && !store_db(s))
+		return;   /* a memory store opens SQLite at its first write: nothing was written */
 	if (!s || sqlite3_exec(store_db(s), "DELETE FROM outbox; DELETE FROM dead_letters; DELETE FROM retained; "
 	                       "DELETE FROM state; DELETE FROM timers;", NULL, NULL, NULL) != SQLITE_OK)
 		abort();

@@ -210,5 +210,41 @@ test("a message callback that removes itself does not stop the other matching on
 	c:disconnect()
 end)
 
+test("among 10,000 filters, the matching callbacks run in the order their filters were added", function(t)
+	local c = connected(t, "basic-mcb-many")
+	local calls = {}
+	local function rec(tag) return function(_, _, msg) calls[#calls + 1] = tag .. ":" .. msg.payload end end
+	c.on_message = rec("on_message")
+	c:message_callback_add("home/#", rec("first"))
+	-- 10,000 filters of the form sensors/<room>/<device>/<metric>, some with '+'
+	for room = 1, 100 do
+		for dev = 1, 100 do
+			local device = dev == 100 and "+" or ("dev" .. dev)
+			c:message_callback_add(("home/room%d/%s/temp"):format(room, device), rec(room .. "." .. dev))
+		end
+	end
+	c:message_callback_add("+/room7/dev3/#", rec("last"))
+	c:message_callback_add("home/#", rec("first-replaced"))   -- keeps its place
+	c:message_callback_add("#", rec("hash"))
+	subscribed(t, c, "home/#")
+	local function run(topic, payload, n)
+		calls = {}
+		c:publish(topic, payload, 1)
+		t:ok(T.wait_until(function() return #calls >= n end), topic .. ": " .. n .. " callbacks")
+		mqtt.sleep(0.1)
+		return calls
+	end
+	t:eq(run("home/room7/dev3/temp", "m1", 5),
+		{ "first-replaced:m1", "7.3:m1", "7.100:m1", "last:m1", "hash:m1" },
+		"every match, in order of first add; the '+' device filter too")
+	c:message_callback_remove("home/room7/+/temp")
+	t:eq(run("home/room7/dev3/temp", "m2", 4), { "first-replaced:m2", "7.3:m2", "last:m2", "hash:m2" },
+		"a removed filter no longer runs")
+	c:message_callback_remove("home/#")
+	c:message_callback_remove("#")
+	t:eq(run("home/room100/dev99/humidity", "m3", 1), { "on_message:m3" }, "on_message when none matched")
+	c:disconnect()
+end)
+
 ---------------------------------------------------------------------------
 -- userdata
