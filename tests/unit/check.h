@@ -1,8 +1,9 @@
 /*
  * check.h - the in-process harness of the C unit tests: CHECK macros that
  * record `file:line: why` and end the case, and the case filter of the
- * command line. A test file includes it once; its main() prints
- * `ok - name` / `not ok - name` and the details on `# ` lines.
+ * command line. A test file includes it once and hands its cases to
+ * check_run(), which prints `ok - name` / `not ok - name` and the details on
+ * `# ` lines.
  */
 #ifndef MQLUA_TEST_CHECK_H
 #define MQLUA_TEST_CHECK_H
@@ -10,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 static char details[8192];
@@ -63,6 +65,38 @@ static inline bool selected(const char *name, int argc, char **argv)
 		if (strstr(name, argv[i]))
 			return true;
 	return false;
+}
+
+struct check_case {
+	const char *name;
+	void (*fn)(void);
+};
+#define CHECK_CASE(fn) { #fn, fn }
+
+/* Runs the cases the command line selects (see selected()); returns the exit
+ * status: 0 when at least one ran and none failed. */
+static inline int check_run(const struct check_case *cases, size_t n, int argc, char **argv)
+{
+	int failed = 0, ran = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!selected(cases[i].name, argc, argv))
+			continue;
+		ran++;
+		case_failed = false;
+		details_len = 0;
+		details[0] = 0;
+		cases[i].fn();
+		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
+		if (case_failed) {
+			failed++;
+			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
+				printf("# %s\n", line);
+		}
+		fflush(stdout);
+	}
+	if (failed)
+		printf("# %d of %d cases failed\n", failed, ran);
+	return failed || !ran ? 1 : 0;
 }
 
 #endif

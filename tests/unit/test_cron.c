@@ -229,42 +229,19 @@ static void test_next_is_strictly_after(void)
 	CHECK_INT(cron_next(&c, t + 59), t + 60);
 }
 
-#define CASE(fn) { #fn, fn }
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	CASE(test_errors_name_the_field),
-	CASE(test_fields_lists_ranges_steps_names),
-	CASE(test_shorthands),
-	CASE(test_month_ends_and_feb_29),
-	CASE(test_dom_or_dow_when_both_restricted),
-	CASE(test_berlin_spring_forward),
-	CASE(test_berlin_fall_back),
-	CASE(test_new_york),
-	CASE(test_next_is_strictly_after),
+static const struct check_case cases[] = {
+	CHECK_CASE(test_errors_name_the_field),
+	CHECK_CASE(test_fields_lists_ranges_steps_names),
+	CHECK_CASE(test_shorthands),
+	CHECK_CASE(test_month_ends_and_feb_29),
+	CHECK_CASE(test_dom_or_dow_when_both_restricted),
+	CHECK_CASE(test_berlin_spring_forward),
+	CHECK_CASE(test_berlin_fall_back),
+	CHECK_CASE(test_new_york),
+	CHECK_CASE(test_next_is_strictly_after),
 };
 
 int main(int argc, char **argv)
 {
-	int failed = 0, ran = 0;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (!selected(cases[i].name, argc, argv))
-			continue;
-		ran++;
-		case_failed = false;
-		details_len = 0;
-		details[0] = 0;
-		cases[i].fn();
-		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
-		if (case_failed) {
-			failed++;
-			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-				printf("# %s\n", line);
-		}
-		fflush(stdout);
-	}
-	if (failed)
-		printf("# %d of %d cases failed\n", failed, ran);
-	return failed || !ran ? 1 : 0;
+	return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

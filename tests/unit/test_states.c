@@ -75,36 +75,13 @@ static void test_two_states_at_once_keep_their_own_tasks(void)
 	lua_close(b);
 }
 
-#define CASE(fn) { #fn, fn }
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	CASE(test_a_closed_state_leaves_no_task_to_the_next),
-	CASE(test_two_states_at_once_keep_their_own_tasks),
+static const struct check_case cases[] = {
+	CHECK_CASE(test_a_closed_state_leaves_no_task_to_the_next),
+	CHECK_CASE(test_two_states_at_once_keep_their_own_tasks),
 };
 
 int main(int argc, char **argv)
 {
-	int failed = 0, ran = 0;
 	log_threshold = -1;   /* the task that raises on purpose would log its error */
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (!selected(cases[i].name, argc, argv))
-			continue;
-		ran++;
-		case_failed = false;
-		details_len = 0;
-		details[0] = 0;
-		cases[i].fn();
-		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
-		if (case_failed) {
-			failed++;
-			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-				printf("# %s\n", line);
-		}
-		fflush(stdout);
-	}
-	if (failed)
-		printf("# %d of %d cases failed\n", failed, ran);
-	return failed || !ran ? 1 : 0;
+	return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

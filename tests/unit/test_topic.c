@@ -452,13 +452,8 @@ static void test_url_path_and_query_rejected(void)
 
 /* ---- main ---- */
 
-struct test_case {
-	const char *name;
-	void (*fn)(void);
-};
-
 #define CASE(fn) { #fn + 5, fn }
-static const struct test_case cases[] = {
+static const struct check_case cases[] = {
 	CASE(test_check_name_accepts_valid_topic_names),
 	CASE(test_check_name_rejects_with_the_reason),
 	CASE(test_check_filter_accepts_valid_filters),
@@ -482,26 +477,8 @@ static const struct test_case cases[] = {
 
 int main(int argc, char **argv)
 {
-	int failed = 0, ran = 0;
 	mosquitto_lib_init();
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (!selected(cases[i].name, argc, argv))
-			continue;
-		ran++;
-		case_failed = false;
-		details_len = 0;
-		details[0] = 0;
-		cases[i].fn();
-		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
-		if (case_failed) {
-			failed++;
-			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-				printf("# %s\n", line);
-		}
-		fflush(stdout);
-	}
+	int status = check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 	mosquitto_lib_cleanup();
-	if (failed)
-		printf("# %d of %d cases failed\n", failed, ran);
-	return failed || !ran ? 1 : 0;
+	return status;
 }

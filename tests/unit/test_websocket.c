@@ -79,34 +79,14 @@ static void test_frame_headers(void)
 	CHECK_INT(h[1], 3);
 }
 
-#define CASE(fn) { #fn, fn }
-static const struct { const char *name; void (*fn)(void); } cases[] = {
-	CASE(test_accept_rfc_example),
-	CASE(test_refusals_in_words),
-	CASE(test_request_headers),
-	CASE(test_frame_headers),
+static const struct check_case cases[] = {
+	CHECK_CASE(test_accept_rfc_example),
+	CHECK_CASE(test_refusals_in_words),
+	CHECK_CASE(test_request_headers),
+	CHECK_CASE(test_frame_headers),
 };
 
 int main(int argc, char **argv)
 {
-	int failed = 0, ran = 0;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (!selected(cases[i].name, argc, argv))
-			continue;
-		ran++;
-		case_failed = false;
-		details_len = 0;
-		details[0] = 0;
-		cases[i].fn();
-		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
-		if (case_failed) {
-			failed++;
-			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-				printf("# %s\n", line);
-		}
-		fflush(stdout);
-	}
-	if (failed)
-		printf("# %d of %d cases failed\n", failed, ran);
-	return failed || !ran ? 1 : 0;
+	return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
