@@ -1,49 +1,14 @@
 /*
- * test_store.c - unit tests of the retained-message cache (store/retained.c)
- * and of the scripts' state (store/state.c), on a store in a temporary file
- * and on a memory store: every case runs once on each ("[file]", "[memory]"),
- * and the cases about reopening a file run on the file store only.
- *
- * The timers cases cover store/timers.c, the due times of durable timers,
- * and the upgrade of a version-1 store to the schema that has them.
+ * test_store.c - unit tests of the retained-message cache (store/retained.c),
+ * the scripts' state (store/state.c) and the outbox (store/outbox.c), with
+ * its group commits and per-client claims; store_fixture.h runs each case on
+ * a file store and on a memory store.
  *
  * Filters are matched with bindings/topic.c's topic_matches, the function
  * client:retained() uses, so the wildcard cases check what a script sees.
- *
- * Prints `ok - <name>` or `not ok - <name>` per case, details on `# ` lines,
- * and exits 1 if a case failed. `test_store NAME...` runs only the cases
- * whose name contains a NAME.
  */
 #include "bindings/mqlua.h"
-#include "store/outbox.h"
-#include "store/retained.h"
-#include "store/state.h"
-#include "store/timers.h"
-
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "tests/unit/check.h"
-
-/* ---- fixtures ---- */
-
-static char dir[64];           /* this case's temporary directory ("" for memory) */
-static char path[128];         /* its store file */
-static enum store_durability durability;
-static struct store *current;  /* the case's open store: main closes it at the end */
-
-/* Opens the case's store (again, for the reopen cases). */
-static struct store *open_store(void)
-{
-	char err[512];
-	struct store *s = store_open(path, durability, err, sizeof err);
-	if (!s)
-		NOTE("store_open(%s): %s", path, err);
-	return s;
-}
+#include "tests/unit/store_fixture.h"
 
 static bool match(const char *filter, const char *topic)
 {
@@ -89,6 +54,7 @@ static const char *cached(struct store *s, const char *client, const char *filte
 		return "COUNT MISMATCH";
 	return k.text;
 }
+
 
 /* ---- retained ---- */
 
@@ -263,24 +229,6 @@ static void test_retained_survives_close_and_reopen(struct store *s)
 
 /* ---- state ---- */
 
-static struct state_value val(char type, const char *text)
-{
-	return (struct state_value){ type, text, strlen(text) };
-}
-
-/* state_get of key as "type:text", "ABSENT" or "ERROR". */
-static const char *got(struct store *s, const char *scope, const char *key)
-{
-	static char out[512];
-	struct state_value v;
-	int rc = state_get(s, scope, key, &v);
-	if (rc < 0)
-		return "ERROR";
-	if (rc == 0)
-		return "ABSENT";
-	snprintf(out, sizeof out, "%c:%.*s", v.type, (int)v.len, v.data);
-	return out;
-}
 
 static void test_state_set_get_every_type(struct store *s)
 {
@@ -392,31 +340,8 @@ static void test_state_survives_close_and_reopen(struct store *s)
 	CHECK_STR(got(current, "", "gone"), "ABSENT");
 }
 
-/* ---- main ---- */
-
 /* ---- outbox ---- */
 
-/* outbox_fetch of client after id, as "topic=payload@qos;" per message. */
-static bool record_msg(const struct outbox_msg *m, void *ud)
-{
-	char *text = ud;
-	size_t n = strlen(text);
-	snprintf(text + n, 2048 - n, "%s=%.*s@%d%s;", m->topic, m->payloadlen, (const char *)m->payload,
-	         m->qos, m->retain ? "r" : "");
-	return true;
-}
-
-static const char *queued_after(struct store *s, const char *client, int64_t after, int max)
-{
-	static char text[2048];
-	text[0] = 0;
-	return outbox_fetch(s, client, after, max, record_msg, text) < 0 ? "ERROR" : text;
-}
-
-static int64_t add(struct store *s, const char *client, const char *topic, const char *payload, int qos)
-{
-	return outbox_append(s, client, topic, payload, strlen(payload), qos, false, NULL, 0);
-}
 
 static void test_outbox_ids_increase_and_fetch_in_order(struct store *s)
 {
@@ -522,303 +447,34 @@ static void test_claims_are_per_client_and_exclusive(struct store *s)
 	store_close(other);
 }
 
-/* The properties' bytes of each fetched message, as "<id-order>:<hex>;" ("-" for none). */
-static bool record_props(const struct outbox_msg *m, void *ud)
-{
-	char *text = ud;
-	size_t n = strlen(text);
-	if (!m->props)
-		n += (size_t)snprintf(text + n, 2048 - n, "-");
-	for (int i = 0; i < m->propslen && n < 2040; i++)
-		n += (size_t)snprintf(text + n, 2048 - n, "%02x", ((const unsigned char *)m->props)[i]);
-	snprintf(text + n, 2048 - n, ";");
-	return true;
-}
-
-static bool record_dead_props(const struct outbox_msg *m, int reason, const char *why, double failed, void *ud)
-{
-	(void)reason, (void)why, (void)failed;
-	return record_props(m, ud);
-}
-
-static void test_outbox_properties_kept_with_the_row_and_its_dead_letter(struct store *s)
-{
-	static const unsigned char props[] = { 0x02, 0x00, 0x00, 0x00, 0x3c, 0x09, 0x00, 0x02, 0x00, 0xff };
-	int64_t a = outbox_append(s, "c1", "t", "x", 1, 1, false, props, sizeof props);
-	CHECK(a > 0);
-	add(s, "c1", "t", "no properties", 1);
-	CHECK_INT(store_commit(s), 0);
-	char text[2048] = "";
-	CHECK_INT(outbox_fetch(s, "c1", 0, 10, record_props, text), 2);
-	CHECK_STR(text, "020000003c09000200ff;-;");
-	CHECK_INT(outbox_dead(s, a, 153, "Payload format invalid"), 0);
-	text[0] = 0;
-	CHECK_INT(outbox_dead_letters(s, "c1", 10, record_dead_props, text), 1);
-	CHECK_STR(text, "020000003c09000200ff;");
-}
-
-/* A store written by mqlua before properties existed (schema version 1). */
-static const char v1_store[] =
-	"CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, client TEXT NOT NULL, "
-	"  topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
-	"  created REAL NOT NULL);"
-	"CREATE INDEX outbox_by_client ON outbox(client, id);"
-	"CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, client TEXT NOT NULL, topic TEXT NOT NULL, "
-	"  payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, "
-	"  failed REAL NOT NULL, reason INTEGER NOT NULL, reason_text TEXT);"
-	"CREATE TABLE retained(client TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, "
-	"  qos INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY(client, topic)) WITHOUT ROWID;"
-	"CREATE TABLE state(scope TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, "
-	"  value BLOB NOT NULL, PRIMARY KEY(scope, key)) WITHOUT ROWID;"
-	"INSERT INTO outbox(client, topic, payload, qos, retain, created) VALUES('c1', 'old/t', 'queued by v1', 1, 0, 1);"
-	"PRAGMA user_version = 1;";
-
-/* Replaces the case's store by a file made with sql (then `extra`), opens it as current,
- * and checks that it was brought to the current version with its row kept. */
-static void open_old_store(struct store *s, const char *extra)
-{
-	current = NULL;
-	store_close(s);
-	char cmd[3 * sizeof path + 32];
-	snprintf(cmd, sizeof cmd, "rm -f -- '%s' '%s-wal' '%s-shm'", path, path, path);
-	CHECK_INT(system(cmd), 0);
-	sqlite3 *db;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	int rc = sqlite3_exec(db, v1_store, NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, extra, NULL, NULL, NULL);
-	sqlite3_close(db);
-	CHECK_INT(rc, SQLITE_OK);
-	current = open_store();
-	CHECK(current);
-	CHECK_STR(queued_after(current, "c1", 0, 10), "old/t=queued by v1@1;");
-	char text[2048] = "";
-	CHECK_INT(outbox_fetch(current, "c1", 0, 10, record_props, text), 1);
-	CHECK_STR(text, "-;");
-	static const unsigned char props[] = { 0x03, 0x00, 0x01, 'j' };
-	CHECK(outbox_append(current, "c1", "new/t", "v2", 2, 1, false, props, sizeof props) > 0);
-	CHECK_INT(store_commit(current), 0);
-	text[0] = 0;
-	CHECK_INT(outbox_fetch(current, "c1", 0, 10, record_props, text), 2);
-	CHECK_STR(text, "-;0300016a;");
-	sqlite3_stmt *st;
-	CHECK_INT(sqlite3_prepare_v2(store_db(current), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	int version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	CHECK_INT(version, STORE_SCHEMA_VERSION);
-}
-
-static void test_a_version_1_store_opens_and_migrates(struct store *s)
-{
-	open_old_store(s, "");
-}
-
-/* README's .dump recipe marks a saved store as version 1 whatever its tables. */
-static void test_a_store_marked_version_1_with_version_2_tables_opens(struct store *s)
-{
-	open_old_store(s, "ALTER TABLE outbox ADD COLUMN properties BLOB;"
-	               "ALTER TABLE dead_letters ADD COLUMN properties BLOB;");
-}
-
-/* ---- durable timers ---- */
-
-/* timers_get of name as "%.3f", "ABSENT" or "ERROR". */
-static const char *due_of(struct store *s, const char *name)
-{
-	static char out[64];
-	double due = 0;
-	int rc = timers_get(s, name, &due);
-	if (rc <= 0)
-		return rc < 0 ? "ERROR" : "ABSENT";
-	snprintf(out, sizeof out, "%.3f", due);
-	return out;
-}
-
-static void test_timers_set_get_replace_delete(struct store *s)
-{
-	CHECK_STR(due_of(s, "a"), "ABSENT");
-	CHECK_INT(timers_set(s, "a", 1795647960.25), 0);
-	CHECK(store_has_urgent(s));       /* committed with the iteration's group commit */
-	CHECK_INT(timers_set(s, "b", 5), 0);
-	CHECK_STR(due_of(s, "a"), "1795647960.250");
-	CHECK_INT(timers_set(s, "a", 1795648020.5), 0);
-	CHECK_STR(due_of(s, "a"), "1795648020.500");
-	CHECK_INT(timers_delete(s, "a"), 0);
-	CHECK_INT(timers_delete(s, "a"), 0);   /* deleting what is gone is fine */
-	CHECK_STR(due_of(s, "a"), "ABSENT");
-	CHECK_STR(due_of(s, "b"), "5.000");
-	CHECK_INT(store_commit(s), 0);
-}
-
-static void test_timers_survive_close_and_reopen(struct store *s)
-{
-	CHECK_INT(timers_set(s, "kept", 1795647960.125), 0);
-	CHECK_INT(timers_set(s, "fired", 1795647000), 0);
-	CHECK_INT(store_commit(s), 0);
-	CHECK_INT(timers_delete(s, "fired"), 0);
-	CHECK_INT(timers_set(s, "uncommitted", 1), 0);
-	CHECK_INT(sqlite3_exec(store_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);   /* a crash */
-	current = NULL;
-	store_close(s);
-	current = open_store();
-	CHECK(current);
-	CHECK_STR(due_of(current, "kept"), "1795647960.125");
-	CHECK_STR(due_of(current, "fired"), "1795647000.000");   /* the delete was not committed */
-	CHECK_STR(due_of(current, "uncommitted"), "ABSENT");
-}
-
-static void test_timers_table_added_to_a_version_1_store(struct store *s)
-{
-	CHECK_INT(state_set(s, "", "kept", &(struct state_value){ 'i', "7", 1 }), 0);
-	CHECK_INT(store_commit(s), 0);
-	CHECK_INT(sqlite3_exec(store_db(s), "DROP TABLE timers; PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-	current = NULL;
-	store_close(s);
-	current = open_store();
-	CHECK(current);
-	sqlite3_stmt *st;
-	CHECK_INT(sqlite3_prepare_v2(store_db(current), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	int version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	CHECK_INT(version, STORE_SCHEMA_VERSION);
-	CHECK_STR(got(current, "", "kept"), "i:7");
-	CHECK_INT(timers_set(current, "t", 3), 0);
-	CHECK_STR(due_of(current, "t"), "3.000");
-	/* README's .dump recipe marks a copy as version 1 even when it has the table */
-	CHECK_INT(store_commit(current), 0);
-	CHECK_INT(sqlite3_exec(store_db(current), "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-	s = current;
-	current = NULL;
-	store_close(s);
-	current = open_store();
-	CHECK(current);
-	CHECK_STR(due_of(current, "t"), "3.000");
-}
-
-/* s contains the text part. */
-#define CHECK_HAS(s, part) do { \
-	const char *s_ = (s); \
-	if (!strstr(s_, (part))) \
-		FAIL("%s: expected text containing \"%s\", got \"%s\"", #s, (part), s_); \
-} while (0)
-
-/* A damaged header may hold a negative schema version (fuzz_store found one):
- * the store is refused with a message naming the file, and left as it was. */
-static void test_a_negative_schema_version_is_refused(struct store *s)
-{
-	CHECK_INT(state_set(s, "", "kept", &(struct state_value){ 'i', "7", 1 }), 0);
-	CHECK_INT(store_commit(s), 0);
-	CHECK_INT(sqlite3_exec(store_db(s), "PRAGMA user_version = -1325400061", NULL, NULL, NULL), SQLITE_OK);
-	current = NULL;
-	store_close(s);
-	char err[512] = "";
-	struct store *again = store_open(path, durability, err, sizeof err);
-	if (again)
-		store_close(again);
-	CHECK(!again);
-	CHECK_HAS(err, path);
-	CHECK_HAS(err, "damaged or not an mqlua store (schema version -1325400061); not touched");
-	sqlite3 *db;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	int version = 0;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			version = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	CHECK_INT(version, -1325400061);
-}
-
-#define CASE(fn, file_only) { #fn, fn, file_only }
-static const struct {
-	const char *name;
-	void (*fn)(struct store *s);
-	bool file_only;          /* the case closes s and reopens the file (as current) */
-} cases[] = {
-	CASE(test_retained_put_then_read, false),
-	CASE(test_retained_upsert_replaces_payload_and_qos, false),
-	CASE(test_retained_empty_payload_deletes, false),
-	CASE(test_retained_binary_payload_kept_exactly, false),
-	CASE(test_retained_hash_matches_all_but_dollar_topics_in_order, false),
-	CASE(test_retained_filters_with_a_literal_prefix, false),
-	CASE(test_retained_clients_are_separate, false),
-	CASE(test_retained_stops_when_fn_returns_false, false),
-	CASE(test_retained_records_the_time, false),
-	CASE(test_retained_null_match_takes_every_row, false),
-	CASE(test_retained_survives_close_and_reopen, true),
-	CASE(test_a_negative_schema_version_is_refused, true),
-	CASE(test_state_set_get_every_type, false),
-	CASE(test_state_values_are_bytes_and_null_terminated_on_get, false),
-	CASE(test_state_overwrite_and_delete, false),
-	CASE(test_state_refuses_an_unknown_type, false),
-	CASE(test_state_each_in_key_order_per_scope, false),
-	CASE(test_state_survives_close_and_reopen, true),
-	CASE(test_outbox_ids_increase_and_fetch_in_order, false),
-	CASE(test_outbox_ack_deletes_and_ids_are_not_reused, false),
-	CASE(test_outbox_properties_kept_with_the_row_and_its_dead_letter, false),
-	CASE(test_a_version_1_store_opens_and_migrates, true),
-	CASE(test_a_store_marked_version_1_with_version_2_tables_opens, true),
-	CASE(test_outbox_dead_letter_keeps_the_message_and_reason, false),
-	CASE(test_outbox_drop_oldest_and_oldest_time, false),
-	CASE(test_outbox_rollback_on_failed_transaction_keeps_committed_rows, false),
-	CASE(test_lazy_writes_wait_urgent_ones_do_not, false),
-	CASE(test_claims_are_per_client_and_exclusive, true),
-	CASE(test_timers_set_get_replace_delete, false),
-	CASE(test_timers_survive_close_and_reopen, true),
-	CASE(test_timers_table_added_to_a_version_1_store, true),
+static const struct store_case cases[] = {
+	STORE_CASE(test_retained_put_then_read, false),
+	STORE_CASE(test_retained_upsert_replaces_payload_and_qos, false),
+	STORE_CASE(test_retained_empty_payload_deletes, false),
+	STORE_CASE(test_retained_binary_payload_kept_exactly, false),
+	STORE_CASE(test_retained_hash_matches_all_but_dollar_topics_in_order, false),
+	STORE_CASE(test_retained_filters_with_a_literal_prefix, false),
+	STORE_CASE(test_retained_clients_are_separate, false),
+	STORE_CASE(test_retained_stops_when_fn_returns_false, false),
+	STORE_CASE(test_retained_records_the_time, false),
+	STORE_CASE(test_retained_null_match_takes_every_row, false),
+	STORE_CASE(test_retained_survives_close_and_reopen, true),
+	STORE_CASE(test_state_set_get_every_type, false),
+	STORE_CASE(test_state_values_are_bytes_and_null_terminated_on_get, false),
+	STORE_CASE(test_state_overwrite_and_delete, false),
+	STORE_CASE(test_state_refuses_an_unknown_type, false),
+	STORE_CASE(test_state_each_in_key_order_per_scope, false),
+	STORE_CASE(test_state_survives_close_and_reopen, true),
+	STORE_CASE(test_outbox_ids_increase_and_fetch_in_order, false),
+	STORE_CASE(test_outbox_ack_deletes_and_ids_are_not_reused, false),
+	STORE_CASE(test_outbox_dead_letter_keeps_the_message_and_reason, false),
+	STORE_CASE(test_outbox_drop_oldest_and_oldest_time, false),
+	STORE_CASE(test_outbox_rollback_on_failed_transaction_keeps_committed_rows, false),
+	STORE_CASE(test_lazy_writes_wait_urgent_ones_do_not, false),
+	STORE_CASE(test_claims_are_per_client_and_exclusive, true),
 };
-
 
 int main(int argc, char **argv)
 {
-	int failed = 0, ran = 0;
-	static const enum store_durability kinds[] = { STORE_NORMAL, STORE_MEMORY };
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		for (int kind = 0; kind < 2; kind++) {
-			char name[200];
-			snprintf(name, sizeof name, "%s [%s]", cases[i].name, kind == 0 ? "file" : "memory");
-			if (!selected(name, argc, argv) || (cases[i].file_only && kinds[kind] == STORE_MEMORY))
-				continue;
-			ran++;
-			case_failed = false;
-			details_len = 0;
-			details[0] = 0;
-			durability = kinds[kind];
-			dir[0] = 0;
-			snprintf(path, sizeof path, ":memory:");
-			if (durability != STORE_MEMORY) {
-				snprintf(dir, sizeof dir, "/tmp/test_store.XXXXXX");
-				if (!mkdtemp(dir)) {
-					NOTE("mkdtemp failed");
-					dir[0] = 0;
-				}
-				snprintf(path, sizeof path, "%s/sub/store.db", dir);
-			}
-			current = case_failed ? NULL : open_store();
-			if (current) {
-				cases[i].fn(current);
-				store_close(current);
-			}
-			if (dir[0]) {
-				char cmd[128];
-				snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
-				if (system(cmd) != 0)
-					NOTE("could not remove %s", dir);
-			}
-			printf("%s - %s\n", case_failed ? "not ok" : "ok", name);
-			if (case_failed) {
-				failed++;
-				for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-					printf("# %s\n", line);
-			}
-			fflush(stdout);
-		}
-	}
-	if (failed)
-		printf("# %d of %d cases failed\n", failed, ran);
-	return failed || !ran ? 1 : 0;
+	return store_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
