@@ -27,30 +27,10 @@ static const char waiters_key;   /* registry: client userdata -> {waiter -> filt
 static int push_table(lua_State *L, int ud, bool create)
 {
 	ud = lua_absindex(L, ud);
-	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &waiters_key) == LUA_TNIL) {
-		lua_pop(L, 1);
-		if (!create) {
-			lua_pushnil(L);
-			return LUA_TNIL;
-		}
-		lua_newtable(L);
-		lua_createtable(L, 0, 1);
-		lua_pushliteral(L, "k");
-		lua_setfield(L, -2, "__mode");
-		lua_setmetatable(L, -2);
-		lua_pushvalue(L, -1);
-		lua_rawsetp(L, LUA_REGISTRYINDEX, &waiters_key);
-	}
-	lua_pushvalue(L, ud);
-	if (lua_rawget(L, -2) == LUA_TNIL && create) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, ud);
-		lua_pushvalue(L, -2);
-		lua_rawset(L, -4);
-	}
+	mqlua_push_weak_table(L, &waiters_key);
+	int type = mqlua_push_subtable(L, -1, ud, create);
 	lua_remove(L, -2);
-	return lua_type(L, -1);
+	return type;
 }
 
 /* Takes the waiter at index wi out of the table of the client at ud. */

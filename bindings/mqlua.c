@@ -75,6 +75,35 @@ int mqlua_pcall_budget(lua_State *L, int nargs, const char *what, int budget)
 	return status == LUA_YIELD ? LUA_OK : status;
 }
 
+void mqlua_push_weak_table(lua_State *L, const void *key)
+{
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
+		return;
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+int mqlua_push_subtable(lua_State *L, int t, int k, bool create)
+{
+	t = lua_absindex(L, t);
+	k = lua_absindex(L, k);
+	lua_pushvalue(L, k);
+	if (lua_rawget(L, t) == LUA_TNIL && create) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, k);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, t);
+	}
+	return lua_type(L, -1);
+}
+
 void mqlua_named_args(lua_State *L, int first, const char *const names[])
 {
 	if (lua_gettop(L) != first || !lua_istable(L, first) || lua_getmetatable(L, first))

@@ -137,6 +137,12 @@ int mqlua_traceback(lua_State *L);
  * `names` as a key, replaces it on the stack by those fields in order (nil
  * where absent), so every method accepts paho's keyword form as a table. */
 void mqlua_named_args(lua_State *L, int first, const char *const names[]);
+/* Pushes the table with weak keys that the registry holds under key (made on
+ * first use). */
+void mqlua_push_weak_table(lua_State *L, const void *key);
+/* Pushes t[k] (t and k stack indexes); with create, a new table is stored
+ * there when it is absent. Returns the type of what was pushed. */
+int mqlua_push_subtable(lua_State *L, int t, int k, bool create);
 /* Optional boolean argument: nil/none gives def, a non-boolean raises. */
 bool mqlua_optboolean(lua_State *L, int arg, bool def, const char *name);
 

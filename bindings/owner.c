@@ -74,28 +74,13 @@ const char *owner_running_name(void)
 	return o ? o->name : NULL;
 }
 
-/* Pushes the weak-keyed registry table under key, creating it. */
-static void push_table(lua_State *L, const char *key)
-{
-	if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
-		return;
-	lua_pop(L, 1);
-	lua_newtable(L);
-	lua_createtable(L, 0, 1);
-	lua_pushliteral(L, "k");
-	lua_setfield(L, -2, "__mode");
-	lua_setmetatable(L, -2);
-	lua_pushvalue(L, -1);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-}
-
 void owner_claim_as(lua_State *L, int idx, struct mqlua_owner *o)
 {
 	int t = lua_type(L, idx);
 	if (!mqlua_run_mode || !o || (t != LUA_TFUNCTION && t != LUA_TTABLE && t != LUA_TUSERDATA))
 		return;
 	idx = lua_absindex(L, idx);
-	push_table(L, &fns_key);
+	mqlua_push_weak_table(L, &fns_key);
 	lua_pushvalue(L, idx);
 	lua_pushlightuserdata(L, o);
 	lua_rawset(L, -3);
@@ -113,7 +98,7 @@ struct mqlua_owner *owner_of(lua_State *L, int idx)
 	if (!mqlua_run_mode || lua_isnoneornil(L, idx))
 		return NULL;
 	idx = lua_absindex(L, idx);
-	push_table(L, &fns_key);
+	mqlua_push_weak_table(L, &fns_key);
 	lua_pushvalue(L, idx);
 	lua_rawget(L, -2);
 	struct mqlua_owner *o = lua_touserdata(L, -1);
@@ -143,7 +128,7 @@ void owner_note_write(lua_State *L, int tbl, int key)
 /* Sets clients[ud] = o (nil when o is NULL), logged for undo. */
 static void set_client_owner(lua_State *L, int ud, struct mqlua_owner *o)
 {
-	push_table(L, &clients_key);
+	mqlua_push_weak_table(L, &clients_key);
 	lua_pushvalue(L, ud);
 	owner_note_write(L, -2, -1);
 	if (o)
@@ -156,7 +141,7 @@ static void set_client_owner(lua_State *L, int ud, struct mqlua_owner *o)
 
 static struct mqlua_owner *client_owner(lua_State *L, int ud)
 {
-	push_table(L, &clients_key);
+	mqlua_push_weak_table(L, &clients_key);
 	lua_pushvalue(L, ud);
 	lua_rawget(L, -2);
 	struct mqlua_owner *o = lua_touserdata(L, -1);
@@ -203,15 +188,9 @@ void owner_client_made(lua_State *L, int ud)
 /* Pushes subs[ud] (created when create is true; else nil may be pushed). */
 static void push_client_subs(lua_State *L, int ud, bool create)
 {
-	push_table(L, &subs_key);
-	lua_pushvalue(L, ud);
-	if (lua_rawget(L, -2) == LUA_TNIL && create) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, ud);
-		lua_pushvalue(L, -2);
-		lua_rawset(L, -4);
-	}
+	ud = lua_absindex(L, ud);
+	mqlua_push_weak_table(L, &subs_key);
+	mqlua_push_subtable(L, -1, ud, create);
 	lua_remove(L, -2);
 }
 
