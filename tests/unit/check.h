@@ -67,6 +67,25 @@ static inline bool selected(const char *name, int argc, char **argv)
 	return false;
 }
 
+/* Starts a case: no failure, no details. */
+static inline void check_begin(void)
+{
+	case_failed = false;
+	details_len = 0;
+	details[0] = 0;
+}
+
+/* Prints the case's `ok`/`not ok` line and its details; true when it failed. */
+static inline bool check_end(const char *name)
+{
+	printf("%s - %s\n", case_failed ? "not ok" : "ok", name);
+	if (case_failed)
+		for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
+			printf("# %s\n", line);
+	fflush(stdout);
+	return case_failed;
+}
+
 struct check_case {
 	const char *name;
 	void (*fn)(void);
@@ -82,17 +101,9 @@ static inline int check_run(const struct check_case *cases, size_t n, int argc, 
 		if (!selected(cases[i].name, argc, argv))
 			continue;
 		ran++;
-		case_failed = false;
-		details_len = 0;
-		details[0] = 0;
+		check_begin();
 		cases[i].fn();
-		printf("%s - %s\n", case_failed ? "not ok" : "ok", cases[i].name);
-		if (case_failed) {
-			failed++;
-			for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-				printf("# %s\n", line);
-		}
-		fflush(stdout);
+		failed += check_end(cases[i].name);
 	}
 	if (failed)
 		printf("# %d of %d cases failed\n", failed, ran);

@@ -98,9 +98,7 @@ static inline int store_run(const struct store_case *cases, size_t ncases, int a
 			if (!selected(name, argc, argv) || (cases[i].file_only && kinds[kind] == STORE_MEMORY))
 				continue;
 			ran++;
-			case_failed = false;
-			details_len = 0;
-			details[0] = 0;
+			check_begin();
 			durability = kinds[kind];
 			dir[0] = 0;
 			snprintf(path, sizeof path, ":memory:");
@@ -123,13 +121,7 @@ static inline int store_run(const struct store_case *cases, size_t ncases, int a
 				if (system(cmd) != 0)
 					NOTE("could not remove %s", dir);
 			}
-			printf("%s - %s\n", case_failed ? "not ok" : "ok", name);
-			if (case_failed) {
-				failed++;
-				for (char *line = strtok(details, "\n"); line; line = strtok(NULL, "\n"))
-					printf("# %s\n", line);
-			}
-			fflush(stdout);
+			failed += check_end(name);
 		}
 	}
 	if (failed)
