@@ -329,6 +329,18 @@ function T.mqlua()
 	return running_exe
 end
 
+-- Writes source to the file path and runs it with the mqlua under test and
+-- the arguments (each quoted); returns what it wrote (stdout and stderr) and
+-- its exit code, as T.sh.
+function T.run_script(path, source, ...)
+	local f = assert(io.open(path, "w"))
+	f:write(source)
+	f:close()
+	local args = {}
+	for i, a in ipairs { ... } do args[i] = string.format("%q", tostring(a)) end
+	return T.sh(string.format("%s %s %s 2>&1", T.mqlua(), path, table.concat(args, " ")))
+end
+
 -- Runs a shell command; returns its stdout and exit code (128 + signal
 -- number if it was killed). Stderr is not captured.
 function T.sh(cmd)

@@ -36,13 +36,7 @@ local function subscriber5(t, id, filter, sub_props)
 end
 
 local function run_child(name, source, ...)
-	local path = dir .. "/" .. name .. ".lua"
-	local f = assert(io.open(path, "w"))
-	f:write(source)
-	f:close()
-	local args = {}
-	for i, a in ipairs { ... } do args[i] = string.format("%q", tostring(a)) end
-	return T.sh(string.format("%s %s %s 2>&1", T.mqlua(), path, table.concat(args, " ")))
+	return T.run_script(dir .. "/" .. name .. ".lua", source, ...)
 end
 
 local binary = "\0\1\2\255bin\0"

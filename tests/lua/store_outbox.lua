@@ -27,13 +27,7 @@ local function subscriber(t, id, filter, qos)
 end
 
 local function run_child(name, source, ...)
-	local path = dir .. "/" .. name .. ".lua"
-	local f = assert(io.open(path, "w"))
-	f:write(source)
-	f:close()
-	local args = {}
-	for i, a in ipairs { ... } do args[i] = string.format("%q", tostring(a)) end
-	return T.sh(string.format("%s %s %s 2>&1", T.mqlua(), path, table.concat(args, " ")))
+	return T.run_script(dir .. "/" .. name .. ".lua", source, ...)
 end
 
 test("QoS 1 published before connect is queued with increasing ids and sent in order", function(t)
