@@ -12,6 +12,7 @@
 #include "bindings/client.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
+#include "runtime/netbuf.h"
 #include "bindings/retained.h"
 #include "runtime/log.h"
 
@@ -58,8 +59,19 @@ static void io_cb(struct loop_io *io, short revents)
 	int fd = io->fd;
 	int rc = MOSQ_ERR_SUCCESS;
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
-		/* read what has arrived, a bounded number of packets per wakeup */
-		for (int i = 0; i < 64; i++) {
+		/* read what has arrived, in chunks (runtime/netbuf.h): 64 packets per
+		 * wakeup, and then whatever the last chunk still holds, which poll()
+		 * would not report */
+		int prev = netbuf_begin(fd);
+		bool filling = true;
+		for (int i = 0;; i++) {
+			if (i >= 64) {
+				if (filling)
+					netbuf_end(fd, prev);
+				filling = false;
+				if (netbuf_pending(fd) == 0)
+					break;
+			}
 			errno = 0;
 			rc = mosquitto_loop_read(c->mosq, 1);
 			if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) != fd)
@@ -67,6 +79,8 @@ static void io_cb(struct loop_io *io, short revents)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 		}
+		if (filling)
+			netbuf_end(fd, prev);
 	}
 	/* libmosquitto 2.0.11 closes the socket of a failed TLS handshake without
 	 * calling on_disconnect: report the failed attempt (and retry) ourselves */

@@ -10,6 +10,7 @@
 #include "bindings/client.h"
 #include "bindings/stats.h"
 #include "runtime/log.h"
+#include "runtime/netbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,7 @@ static void push_process(lua_State *L)
 	set_int(L, "rss_kb", rss_kb());
 	set_int(L, "lua_kb", (uint64_t)lua_gc(L, LUA_GCCOUNT, 0));
 	set_int(L, "loop_iterations", loop_iterations(loop_default()));
+	set_int(L, "socket_reads", netbuf_socket_reads);
 	set_int(L, "handler_errors", mqlua_callback_errors);
 	int n = 0;
 	for (struct client *c = client_all; c; c = c->next)
