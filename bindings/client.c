@@ -133,7 +133,8 @@ static void new_uv_table(lua_State *L, int idx, int slot, const char *mode)
 static void reset_uv_tables(lua_State *L, int idx)
 {
 	new_uv_table(L, idx, CLIENT_UV_FIELDS, NULL);
-	new_uv_table(L, idx, CLIENT_UV_FILTERS, NULL);
+	lua_pushnil(L);   /* message_callback_add's set (filter_trie.h), made by the first add */
+	lua_setiuservalue(L, idx, CLIENT_UV_FILTERS);
 	new_uv_table(L, idx, CLIENT_UV_SUBS, NULL);
 	new_uv_table(L, idx, CLIENT_UV_INFOS, "v");
 	new_uv_table(L, idx, CLIENT_UV_TOUCHED, NULL);

@@ -16,7 +16,7 @@
 enum {
 	CLIENT_UV_FIELDS = 1,    /* callbacks (on_*) and fields scripts set */
 	CLIENT_UV_USERDATA,      /* the paho userdata value */
-	CLIENT_UV_FILTERS,       /* array of {filter, fn} from message_callback_add */
+	CLIENT_UV_FILTERS,       /* message_callback_add's set (filter_trie.h), nil before the first */
 	CLIENT_UV_SUBS,          /* filter -> qos the script subscribed to */
 	CLIENT_UV_INFOS,         /* mid -> MQTTMessageInfo waiting for its ack (weak) */
 	CLIENT_UV_TOUCHED,       /* filters subscribed during the running on_connect */

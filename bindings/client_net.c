@@ -10,6 +10,7 @@
  * with reason codes made up from v3 return values as paho does).
  */
 #include "bindings/client.h"
+#include "bindings/filter_trie.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
 #include "runtime/netbuf.h"
@@ -559,38 +560,18 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
 	int userdata = top + 2, msg = top + 3;
 	client_wait_deliver(L, ud, msg, m->topic);
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
-	int filters = top + 4;
-	int n = (int)lua_rawlen(L, filters);
-	if (n > 0) {
-		/* walk a copy: a callback that adds or removes a filter shifts the list */
-		lua_createtable(L, n, 0);
-		for (int i = 1; i <= n; i++) {
-			lua_rawgeti(L, filters, i);
-			lua_rawseti(L, -2, i);
-		}
-		lua_replace(L, filters);
+	/* every matching callback and its filter, in the order added, taken
+	 * before any runs: a callback may add or remove filters */
+	int n = msgfilters_push_matches(L, top + 4, m->topic, strlen(m->topic));
+	for (int i = 0; i < n; i++) {
+		int fn = top + 5 + 2 * i;
+		lua_pushvalue(L, fn);
+		lua_pushvalue(L, ud);
+		lua_pushvalue(L, userdata);
+		lua_pushvalue(L, msg);
+		client_pcall(c, L, 3, "message callback", lua_tostring(L, fn + 1));
 	}
-	bool matched = false;
-	size_t tlen = strlen(m->topic);
-	for (int i = 1; i <= n; i++) {
-		if (lua_rawgeti(L, filters, i) != LUA_TTABLE) {
-			lua_pop(L, 1);
-			continue;
-		}
-		lua_rawgeti(L, -1, 1);
-		size_t flen;
-		const char *f = lua_tolstring(L, -1, &flen);
-		if (f && topic_matches(f, flen, m->topic, tlen)) {
-			matched = true;
-			lua_rawgeti(L, -2, 2);
-			lua_pushvalue(L, ud);
-			lua_pushvalue(L, userdata);
-			lua_pushvalue(L, msg);
-			client_pcall(c, L, 3, "message callback", f);
-		}
-		lua_pop(L, 2);
-	}
-	if (!matched) {
+	if (n == 0) {
 		lua_getiuservalue(L, ud, CLIENT_UV_FIELDS);
 		if (lua_getfield(L, -1, "on_message") != LUA_TNIL) {
 			lua_pushvalue(L, ud);

@@ -9,6 +9,7 @@
  * without a session.
  */
 #include "bindings/client.h"
+#include "bindings/filter_trie.h"
 #include "bindings/properties.h"
 #include "bindings/rc.h"
 
@@ -392,6 +393,31 @@ int client_unsubscribe(lua_State *L)
 	return 2;
 }
 
+/* Run mode's undo of a message_callback_add/remove (owner_note_call):
+ * restore_filter(set, filter, seq, fn) puts the filter's entry back as
+ * msgfilters_get saw it before the write. */
+static int restore_filter(lua_State *L)
+{
+	size_t len;
+	const char *filter = lua_tolstring(L, 2, &len);
+	msgfilters_put(L, 1, filter, len, lua_tointeger(L, 3), 4);
+	return 0;
+}
+
+/* Before filter's entry in the set at idx changes: how to put it back if
+ * the loading version fails (nothing outside a reload's main chunk). */
+static void note_filter_write(lua_State *L, int idx, int filter_idx)
+{
+	size_t len;
+	const char *filter = lua_tolstring(L, filter_idx, &len);
+	int64_t seq = msgfilters_get(L, idx, filter, len);   /* pushes the function */
+	lua_pushvalue(L, idx);
+	lua_pushvalue(L, filter_idx);
+	lua_pushinteger(L, seq);
+	lua_rotate(L, -4, -1);   /* set, filter, seq, function */
+	owner_note_call(L, restore_filter, 4);
+}
+
 /* client:message_callback_add(sub, callback) */
 int client_message_callback_add(lua_State *L)
 {
@@ -402,52 +428,28 @@ int client_message_callback_add(lua_State *L)
 	if (!lua_isfunction(L, 3) && !luaL_getmetafield(L, 3, "__call"))
 		luaL_argerror(L, 3, lua_pushfstring(L, "callback must be a function, got %s", luaL_typename(L, 3)));
 	lua_settop(L, 3);
-	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 4);
-	int slot = n + 1;
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 4, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			slot = i;
-			break;
-		}
+	if (lua_getiuservalue(L, 1, CLIENT_UV_FILTERS) == LUA_TNIL) {
+		/* no undo note: an empty set and none dispatch alike */
+		lua_pop(L, 1);
+		msgfilters_new(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, 1, CLIENT_UV_FILTERS);
 	}
 	owner_claim(L, 3);
-	lua_pushinteger(L, slot);
-	owner_note_write(L, 4, -1);
-	lua_createtable(L, 2, 0);
-	lua_pushvalue(L, 2);
-	lua_rawseti(L, -2, 1);
-	lua_pushvalue(L, 3);
-	lua_rawseti(L, -2, 2);
-	lua_rawset(L, 4);
+	note_filter_write(L, 4, 2);
+	msgfilters_add(L, 4, filter, len, 3);
 	return 0;
 }
 
 int client_message_callback_remove(lua_State *L)
 {
 	client_check(L, 1);
-	luaL_checkstring(L, 2);
+	size_t len;
+	const char *filter = luaL_checklstring(L, 2, &len);
 	lua_settop(L, 2);
-	lua_getiuservalue(L, 1, CLIENT_UV_FILTERS);
-	int n = (int)lua_rawlen(L, 3);
-	for (int i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		lua_rawgeti(L, -1, 1);
-		bool same = lua_rawequal(L, -1, 2);
-		lua_pop(L, 2);
-		if (same) {
-			for (int j = i; j <= n; j++) {
-				lua_pushinteger(L, j);
-				owner_note_write(L, 3, -1);
-				lua_rawgeti(L, 3, j + 1);   /* nil for the last */
-				lua_rawset(L, 3);
-			}
-			break;
-		}
-	}
+	if (lua_getiuservalue(L, 1, CLIENT_UV_FILTERS) == LUA_TNIL)
+		return 0;
+	note_filter_write(L, 3, 2);
+	msgfilters_remove(L, 3, filter, len);
 	return 0;
 }

@@ -107,6 +107,10 @@ struct mqlua_owner *owner_of(lua_State *L, int idx);
 /* While a new version's main chunk runs: remembers tbl[key] (stack indexes)
  * before the caller overwrites it, so a failed load can put it back. */
 void owner_note_write(lua_State *L, int tbl, int key);
+/* Likewise for state that is not a table slot: remembers the call f(the n
+ * values on top, nil allowed) that puts back what the caller is about to
+ * change, and pops them; undone calls run newest first with the writes. */
+void owner_note_call(lua_State *L, lua_CFunction f, int n);
 /* mqtt.Client(id) in a new version: when the previous version of the same
  * script made a client with this id, pushes it (it is the new version's
  * now; connect() on it is a no-op while the main chunk runs) and returns

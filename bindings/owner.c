@@ -11,10 +11,14 @@
  * An owner is a struct mqlua_owner, stored as a light userdata. A filter is
  * unsubscribed once no owner is left in its set. While a new version's main
  * chunk runs, writes it makes over existing values (client fields, message
- * callback lists, client ownership) are logged in an undo list, so that a
+ * callbacks, client ownership) are logged in an undo list, so that a
  * version whose main chunk fails leaves the previous one exactly as it was.
+ * Most entries are table slots (owner_note_write); message callbacks live in
+ * a trie (filter_trie.h), so theirs are calls that put one filter's entry
+ * back (owner_note_call).
  */
 #include "bindings/client.h"
+#include "bindings/filter_trie.h"
 #include "runtime/log.h"
 
 #include <stdlib.h>
@@ -123,6 +127,27 @@ void owner_note_write(lua_State *L, int tbl, int key)
 	lua_rawseti(L, -2, 3);
 	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 	lua_pop(L, 1);
+}
+
+void owner_note_call(lua_State *L, lua_CFunction f, int n)
+{
+	if (undo_ref == LUA_NOREF) {
+		lua_pop(L, n);
+		return;
+	}
+	int first = lua_gettop(L) - n + 1;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, undo_ref);
+	lua_createtable(L, n + 1, 1);   /* {f, args..., n = n}: the function marks the kind */
+	lua_pushcfunction(L, f);
+	lua_rawseti(L, -2, 1);
+	for (int i = 0; i < n; i++) {
+		lua_pushvalue(L, first + i);
+		lua_rawseti(L, -2, i + 2);
+	}
+	lua_pushinteger(L, n);
+	lua_setfield(L, -2, "n");
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	lua_settop(L, first - 1);
 }
 
 /* Sets clients[ud] = o (nil when o is NULL), logged for undo. */
@@ -239,6 +264,12 @@ static void call_method(lua_State *L, int ud, const char *name)
 	lua_pop(L, 1);
 }
 
+/* msgfilters_remove_if's test: the callback at fn_idx is owner arg's. */
+static bool owned_by(lua_State *L, int fn_idx, void *arg)
+{
+	return owner_of(L, fn_idx) == arg;
+}
+
 /* The on_* callbacks and message callbacks of the client at ud that o set go. */
 static void drop_callbacks(lua_State *L, int ud, struct mqlua_owner *o)
 {
@@ -263,21 +294,7 @@ static void drop_callbacks(lua_State *L, int ud, struct mqlua_owner *o)
 	lua_settop(L, fields - 1);
 
 	lua_getiuservalue(L, ud, CLIENT_UV_FILTERS);
-	int filters = lua_gettop(L), len = (int)lua_rawlen(L, filters), kept = 0;
-	for (int i = 1; i <= len; i++) {
-		lua_rawgeti(L, filters, i);
-		lua_rawgeti(L, -1, 2);
-		bool drop = owner_of(L, -1) == o;
-		lua_pop(L, 1);
-		if (drop)
-			lua_pop(L, 1);
-		else
-			lua_rawseti(L, filters, ++kept);
-	}
-	for (int i = kept + 1; i <= len; i++) {
-		lua_pushnil(L);
-		lua_rawseti(L, filters, i);
-	}
+	msgfilters_remove_if(L, -1, owned_by, o);
 	lua_pop(L, 1);
 }
 
@@ -359,13 +376,34 @@ void owner_load_begin(lua_State *L, struct mqlua_owner *v)
 	reused_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* Runs the undo call of owner_note_call in the entry on top. */
+static void undo_call(lua_State *L)
+{
+	int entry = lua_gettop(L);
+	lua_getfield(L, entry, "n");
+	int n = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	luaL_checkstack(L, n + 1, "undoing a failed load");
+	for (int i = 1; i <= n + 1; i++)
+		lua_rawgeti(L, entry, i);
+	if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+		log_error("undoing a failed load: %s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
 /* Puts back, newest first, what the undo list remembers. */
 static void undo_writes(lua_State *L)
 {
 	lua_rawgeti(L, LUA_REGISTRYINDEX, undo_ref);
 	for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i >= 1; i--) {
 		lua_rawgeti(L, -1, i);
-		lua_rawgeti(L, -1, 1);
+		if (lua_rawgeti(L, -1, 1) == LUA_TFUNCTION) {
+			lua_pop(L, 1);
+			undo_call(L);
+			lua_pop(L, 1);
+			continue;
+		}
 		lua_rawgeti(L, -2, 2);
 		lua_rawgeti(L, -3, 3);
 		lua_rawset(L, -3);
