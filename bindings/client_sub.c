@@ -408,6 +408,8 @@ static int restore_filter(lua_State *L)
  * the loading version fails (nothing outside a reload's main chunk). */
 static void note_filter_write(lua_State *L, int idx, int filter_idx)
 {
+	if (!owner_noting())
+		return;
 	size_t len;
 	const char *filter = lua_tolstring(L, filter_idx, &len);
 	int64_t seq = msgfilters_get(L, idx, filter, len);   /* pushes the function */

@@ -111,6 +111,8 @@ void owner_note_write(lua_State *L, int tbl, int key);
  * values on top, nil allowed) that puts back what the caller is about to
  * change, and pops them; undone calls run newest first with the writes. */
 void owner_note_call(lua_State *L, lua_CFunction f, int n);
+/* True while a new version's main chunk loads (writes are being noted). */
+bool owner_noting(void);
 /* mqtt.Client(id) in a new version: when the previous version of the same
  * script made a client with this id, pushes it (it is the new version's
  * now; connect() on it is a no-op while the main chunk runs) and returns

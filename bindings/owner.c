@@ -129,6 +129,11 @@ void owner_note_write(lua_State *L, int tbl, int key)
 	lua_pop(L, 1);
 }
 
+bool owner_noting(void)
+{
+	return undo_ref != LUA_NOREF;
+}
+
 void owner_note_call(lua_State *L, lua_CFunction f, int n)
 {
 	if (undo_ref == LUA_NOREF) {
