@@ -46,6 +46,7 @@ void client_sync_io(struct client *c)
 	if (fd != c->io.fd) {
 		loop_io_stop(loop, &c->io);
 		c->io.fd = fd;
+		netbuf_hold(fd);
 	}
 	if (c->connect_requested && !c->connack_seen)
 		client_arm_connect_timer(c, true);
@@ -88,6 +89,9 @@ static void io_cb(struct loop_io *io, short revents)
 	if (rc == MOSQ_ERR_TLS && mosquitto_socket(c->mosq) < 0 && c->connect_requested && !c->connack_seen &&
 	    !loop_timer_active(&c->reconnect_timer))
 		client_connect_failed(c, rc);
+	/* room for what was held back (runtime/netbuf.h) */
+	if (revents & POLLOUT)
+		netbuf_flush(fd);
 	/* what the handlers just queued (acks, replies) goes out now, not after another poll */
 	if (mosquitto_socket(c->mosq) == fd && ((revents & POLLOUT) || mosquitto_want_write(c->mosq)))
 		mosquitto_loop_write(c->mosq, 1);

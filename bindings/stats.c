@@ -320,6 +320,7 @@ static void push_process(lua_State *L)
 	set_int(L, "lua_kb", (uint64_t)lua_gc(L, LUA_GCCOUNT, 0));
 	set_int(L, "loop_iterations", loop_iterations(loop_default()));
 	set_int(L, "socket_reads", netbuf_socket_reads);
+	set_int(L, "socket_writes", netbuf_socket_writes);
 	set_int(L, "handler_errors", mqlua_callback_errors);
 	int n = 0;
 	for (struct client *c = client_all; c; c = c->next)

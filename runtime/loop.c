@@ -5,6 +5,7 @@
  */
 
 #include "loop.h"
+#include "netbuf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -428,6 +429,7 @@ int loop_run_once(struct loop *loop, double timeout)
 	int fired = 0;
 	loop->depth++;
 	loop->iterations++;
+	netbuf_loop_enter();
 	run_deferred(loop);
 	run_hooks(loop);
 
@@ -449,14 +451,21 @@ int loop_run_once(struct loop *loop, double timeout)
 	}
 
 	int n = loop->nios;
+	/* what the callbacks wrote to client sockets goes out now (runtime/netbuf.h);
+	 * a socket that could not take it all is polled for room too */
+	bool held = netbuf_flush_all();
 	/* watchers whose callback is running above us are not polled */
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if (loop->ios[i]->busy)
 			loop->pfds[i].fd = -1;
+		else if (held && netbuf_out_pending(loop->pfds[i].fd))
+			loop->pfds[i].events |= POLLOUT;
+	}
 	int rc = poll(loop->pfds, n, wait_ms);
-	for (int i = 0; i < n; i++)
-		if (loop->ios[i]->busy)
-			loop->pfds[i].fd = loop->ios[i]->fd;
+	for (int i = 0; i < n; i++) {
+		loop->pfds[i].fd = loop->ios[i]->fd;
+		loop->pfds[i].events = loop->ios[i]->events;
+	}
 	if (rc > 0) {
 		/* Snapshot the ready set: callbacks may start and stop watchers. */
 		struct loop_io *ready_stack[64];
@@ -500,6 +509,7 @@ int loop_run_once(struct loop *loop, double timeout)
 	}
 	fired += run_timers(loop, loop_now_ns());
 	loop->depth--;
+	netbuf_loop_leave();
 	return fired;
 }
 
