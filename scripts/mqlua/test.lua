@@ -364,6 +364,18 @@ function T.tmpdir()
 	return dir
 end
 
+-- T.certs(): a fresh directory of throw-away TLS material made by
+-- tests/lib/certs.sh (ca.crt, server.crt/.key, client certificates...);
+-- raises when it cannot be made.
+function T.certs()
+	local dir = T.tmpdir()
+	local out, code = T.sh("tests/lib/certs.sh '" .. dir .. "' 2>&1")
+	if code ~= 0 then
+		error("mqlua.test: tests/lib/certs.sh failed: " .. out, 2)
+	end
+	return dir
+end
+
 -- T.broker(): the file's broker (under `mqlua test`: the fresh one, or the
 -- --broker one; standalone: one started on first use). T.broker(opts): a
 -- new private broker (mqlua.broker.start(opts)), which becomes the default

@@ -51,14 +51,18 @@ expect() {
 	sleep 0.4
 }
 details() { printf -- '--- mqlua log:\n%s\n--- answers:\n%s\n' "$(tail -n 20 "$work/run.err")" "$(tail -n 20 "$work/sub.out")"; }
+# answered NAME TOPIC PAYLOAD WANT: publishes PAYLOAD on TOPIC; the case
+# passes when the tags that answered it are WANT, in that order
+answered() {
+	local name=$1 got
+	pub "$2" "$3"
+	expect "$(wc -w <<<"$4")" "$3"
+	got=$(answers "$3")
+	if [ "$got" = "$4" ]; then ok "$name"; else not_ok "$name" "got: $got; $(details)"; fi
+}
 
 wait_for 10 logged 'mqlua run: 2 of 2 scripts running' && wait_for 5 grep -q 'run-mcb 1 t/#' "$BROKER_DIR/mosquitto.log"
-pub t/1 m1
-expect 4 m1
-got=$(answers m1)
-[ "$got" = "a1 a2 a3 b1" ] &&
-	ok "two scripts' callbacks on one client run in the order their filters were added" ||
-	not_ok "two scripts' callbacks on one client run in the order their filters were added" "got: $got; $(details)"
+answered "two scripts' callbacks on one client run in the order their filters were added" t/1 m1 "a1 a2 a3 b1"
 
 # v2 replaces t/+, removes and re-adds t/1, removes b.lua's +/1, adds #, then fails
 cat >"$rules/a.lua" <<'LUA'
@@ -72,20 +76,10 @@ c:message_callback_remove("+/1")
 c:message_callback_add("#", answer("v2-new"))
 error("v2 refuses")
 LUA
-wait_for 5 logged '\[a\.lua\] not loaded: its main chunk failed; the previous version keeps running'
-pub t/1 m2
-expect 4 m2
-got=$(answers m2)
-logged '\[a\.lua\] not loaded: its main chunk failed' && [ "$got" = "a1 a2 a3 b1" ] &&
-	ok "a failed reload's message_callback_add/remove are undone exactly, dispatch order too" ||
-	not_ok "a failed reload's message_callback_add/remove are undone exactly, dispatch order too" "got: $got; $(details)"
-
-pub t/2 m3
-expect 2 m3
-got=$(answers m3)
-[ "$got" = "a2 a3" ] &&
-	ok "after the failed reload a message of another topic reaches the old callbacks only" ||
-	not_ok "after the failed reload a message of another topic reaches the old callbacks only" "got: $got; $(details)"
+wait_for 5 logged '\[a\.lua\] not loaded: its main chunk failed; the previous version keeps running' ||
+	not_ok "the failing version is reported" "$(details)"
+answered "a failed reload's message_callback_add/remove are undone exactly, dispatch order too" t/1 m2 "a1 a2 a3 b1"
+answered "after the failed reload a message of another topic reaches the old callbacks only" t/2 m3 "a2 a3"
 
 # v3 loads: it keeps only t/1 (its own function, in t/1's place); v1's others go, b.lua's stays
 cat >"$rules/a.lua" <<'LUA'
@@ -98,20 +92,9 @@ c:message_callback_add("t/1", answer("v3-1"))
 _G.shared_client = c
 c:connect()
 LUA
-wait_for 5 logged '\[a\.lua\] reloaded \(version 2\)'
-pub t/1 m4
-expect 2 m4
-got=$(answers m4)
-logged '\[a\.lua\] reloaded \(version 2\)' && [ "$got" = "v3-1 b1" ] &&
-	ok "a reload drops the old version's message callbacks; the other script's on the same client stays" ||
-	not_ok "a reload drops the old version's message callbacks; the other script's on the same client stays" "got: $got; $(details)"
-
-pub t/2 m5
-expect 1 m5
-got=$(answers m5)
-[ "$got" = "v3-stray" ] &&
-	ok "a topic only the old version's filters matched goes to the new on_message" ||
-	not_ok "a topic only the old version's filters matched goes to the new on_message" "got: $got; $(details)"
+wait_for 5 logged '\[a\.lua\] reloaded \(version 2\)' || not_ok "the new version is reported" "$(details)"
+answered "a reload drops the old version's message callbacks; the other script's on the same client stays" t/1 m4 "v3-1 b1"
+answered "a topic only the old version's filters matched goes to the new on_message" t/2 m5 "v3-stray"
 
 kill -TERM "$svc"
 finish

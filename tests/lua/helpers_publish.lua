@@ -129,9 +129,7 @@ test("auth against a password file: right password publishes, wrong one raises t
 end)
 
 test("tls: ca_certs verifies the broker; another CA raises the verification failure", function(t)
-	local certs = T.tmpdir()
-	local _, code = T.sh("tests/lib/certs.sh '" .. certs .. "' 2>&1")
-	t:eq(code, 0, "certs.sh")
+	local certs = T.certs()
 	local port = mqtt.broker.free_port()
 	local b = T.broker{ default = false, config = table.concat({ "listener " .. port .. " 127.0.0.1",
 		"cafile " .. certs .. "/ca.crt", "certfile " .. certs .. "/server.crt", "keyfile " .. certs .. "/server.key",

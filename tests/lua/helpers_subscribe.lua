@@ -101,9 +101,7 @@ test("auth against a password file: subscribes; a wrong password raises the refu
 end)
 
 test("tls with a client certificate and an ACL by certificate name", function(t)
-	local certs = T.tmpdir()
-	local _, code = T.sh("tests/lib/certs.sh '" .. certs .. "' 2>&1")
-	t:eq(code, 0, "certs.sh")
+	local certs = T.certs()
 	local port = mqtt.broker.free_port()
 	local dir = T.tmpdir()
 	local acl = assert(io.open(dir .. "/acl", "w"))

@@ -9,9 +9,7 @@
 local mqtt = require "mqlua"
 local test = T.test
 
-local certs = T.tmpdir()
-local _, code = T.sh("tests/lib/certs.sh '" .. certs .. "' 2>&1")
-assert(code == 0, "tests/lib/certs.sh failed")
+local certs = T.certs()
 local tls_port = mqtt.broker.free_port()
 local b = T.broker { config = table.concat({
 	"queue_qos0_messages true", "max_queued_messages 0", "max_queued_bytes 0",

@@ -8,8 +8,7 @@ local mqtt = require "mqlua"
 local test = T.test
 local collector, payloads = T.collector, T.payloads
 
-local certs = T.tmpdir()
-assert(select(2, T.sh("tests/lib/certs.sh '" .. certs .. "' 2>&1")) == 0, "tests/lib/certs.sh failed")
+local certs = T.certs()
 local ports = { ws = spawn.free_port(), wss = spawn.free_port(), tcp = spawn.free_port() }
 local reqlog = T.tmpdir() .. "/requests.log"
 
