@@ -46,8 +46,8 @@ void client_sync_io(struct client *c)
 	if (fd != c->io.fd) {
 		loop_io_stop(loop, &c->io);
 		c->io.fd = fd;
-		netbuf_hold(fd);
 	}
+	netbuf_hold(fd);   /* also when a new socket got the old one's number */
 	if (c->connect_requested && !c->connack_seen)
 		client_arm_connect_timer(c, true);
 	short events = POLLIN | (mosquitto_want_write(c->mosq) ? POLLOUT : 0);
