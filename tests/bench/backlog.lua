@@ -23,34 +23,28 @@
 -- in /usr/bin/time), so it includes the commit at exit.
 
 local mqtt = require "mqlua"
+local B = dofile((arg[0]:match("^(.*/)") or "./") .. "common.lua")
 
 local mode, host, port, topic = arg[1], arg[2], tonumber(arg[3]), arg[4]
 local count, payload_bytes = tonumber(arg[5]), tonumber(arg[6])
 local client_id, store, batch = arg[7], arg[8], tonumber(arg[9])
-if not ((mode == "queue" and batch and batch > 0 or mode == "drain")
-		and host and port and topic and count and payload_bytes and client_id and store) then
-	io.stderr:write("usage: mqlua backlog.lua queue HOST PORT TOPIC COUNT PAYLOAD_BYTES CLIENT_ID STORE BATCH\n",
-		"       mqlua backlog.lua drain HOST PORT TOPIC COUNT PAYLOAD_BYTES CLIENT_ID STORE\n")
-	os.exit(1)
-end
-
-local function fail(...)
-	io.stderr:write("backlog.lua: ", string.format(...), "\n")
-	os.exit(1)
-end
+B.usage((mode == "queue" and batch and batch > 0 or mode == "drain")
+		and host and port and topic and count and payload_bytes and client_id and store,
+	"mqlua backlog.lua queue HOST PORT TOPIC COUNT PAYLOAD_BYTES CLIENT_ID STORE BATCH",
+	"mqlua backlog.lua drain HOST PORT TOPIC COUNT PAYLOAD_BYTES CLIENT_ID STORE")
 
 local c = mqtt.Client{client_id = client_id, clean_session = true, store = store, durability = "normal"}
 
 if mode == "queue" then
 	local payload = string.rep("x", payload_bytes)
 	local before = c:queue_depth()
-	c.on_connect = function() fail("connected to %s:%d, which should be closed", host, port) end
+	c.on_connect = function() B.fail("connected to %s:%d, which should be closed", host, port) end
 	c:connect_async(host, port, 60)
 	local start = mqtt.time()
 	for i = 1, count do
 		local info = c:publish(topic, payload, 1, false)
 		if info.rc ~= mqtt.MQTT_ERR_SUCCESS then
-			fail("publish %d failed, rc %s", i, tostring(info.rc))
+			B.fail("publish %d failed, rc %s", i, tostring(info.rc))
 		end
 		if i % batch == 0 then
 			mqtt.sleep(0)
@@ -68,12 +62,12 @@ end
 -- drain
 local depth = c:queue_depth()
 if depth ~= count then
-	fail("%d messages wait in %s for %s, expected %d", depth, store, client_id, count)
+	B.fail("%d messages wait in %s for %s, expected %d", depth, store, client_id, count)
 end
 local start, acked = nil, 0
 
 c.on_connect = function(client, userdata, flags, rc)
-	if rc ~= 0 then fail("connection refused, rc %s", tostring(rc)) end
+	B.refused(rc)
 	start = start or mqtt.time()
 end
 
@@ -87,11 +81,5 @@ c.on_publish = function(client, userdata, mid)
 	end
 end
 
-local rc = c:connect(host, port, 60)
-if rc ~= mqtt.MQTT_ERR_SUCCESS then
-	fail("connect %s:%d failed, rc %s", host, port, tostring(rc))
-end
-c:loop_forever()
-if acked ~= count then
-	fail("loop ended after %d of %d acknowledgements", acked, count)
-end
+B.run(c, host, port)
+B.expect(acked, count, "acknowledgements")

@@ -11,18 +11,12 @@
 -- The same filters are built by peers/paho_bench.py.
 
 local mqtt = require "mqlua"
+local B = dofile((arg[0]:match("^(.*/)") or "./") .. "common.lua")
 
 local host, port, prefix = arg[1], tonumber(arg[2]), arg[3]
 local count, nfilters, client_id = tonumber(arg[4]), tonumber(arg[5]), arg[6]
-if not (host and port and prefix and count and (nfilters == 1 or nfilters == 10000) and client_id) then
-	io.stderr:write("usage: mqlua filters.lua HOST PORT PREFIX COUNT NFILTERS(1|10000) CLIENT_ID\n")
-	os.exit(1)
-end
-
-local function fail(why)
-	io.stderr:write("filters.lua: ", why, "\n")
-	os.exit(1)
-end
+B.usage(host and port and prefix and count and (nfilters == 1 or nfilters == 10000) and client_id,
+	"mqlua filters.lua HOST PORT PREFIX COUNT NFILTERS(1|10000) CLIENT_ID")
 
 local received, first = 0, nil
 local function counted(client)
@@ -44,7 +38,7 @@ if nfilters == 1 then
 	c:message_callback_add(match, counted)
 else
 	local metrics = { "temp", "humidity", "co2", "lux", "motion", "door", "window", "power", "voltage", "battery" }
-	local function wrong() fail("a filter that should not match did") end
+	local function wrong() B.fail("a filter that should not match did") end
 	for room = 1, 100 do
 		for dev = 1, 10 do
 			local device = dev == 10 and "+" or "dev" .. dev
@@ -55,18 +49,12 @@ else
 		end
 	end
 end
-c.on_message = function() fail("no filter matched") end
+c.on_message = function() B.fail("no filter matched") end
 
 c.on_connect = function(client, userdata, flags, rc)
-	if rc ~= 0 then fail("connection refused, rc " .. tostring(rc)) end
+	B.refused(rc)
 	client:subscribe(prefix .. "/#", 0)
 end
 
-local rc = c:connect(host, port, 60)
-if rc ~= mqtt.MQTT_ERR_SUCCESS then
-	fail(("connect %s:%d failed, rc %s"):format(host, port, tostring(rc)))
-end
-c:loop_forever()
-if received ~= count then
-	fail(("loop ended after %d of %d messages"):format(received, count))
-end
+B.run(c, host, port)
+B.expect(received, count, "messages")

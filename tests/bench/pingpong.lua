@@ -8,14 +8,12 @@
 -- P99_US", nearest-rank percentiles of the round trips in microseconds.
 
 local mqtt = require "mqlua"
+local B = dofile((arg[0]:match("^(.*/)") or "./") .. "common.lua")
 
 local PING, PONG = "bench/ping", "bench/pong"
 
 local host, port, n = arg[1], tonumber(arg[2]), tonumber(arg[3])
-if not (host and port and n) then
-	io.stderr:write("usage: mqlua pingpong.lua HOST PORT N\n")
-	os.exit(1)
-end
+B.usage(host and port and n, "mqlua pingpong.lua HOST PORT N")
 
 local payload = string.rep("p", 64)
 local rtts = {}
@@ -42,10 +40,7 @@ end
 local c = mqtt.Client("", true)
 
 c.on_connect = function(client, userdata, flags, rc)
-	if rc ~= 0 then
-		io.stderr:write("pingpong.lua: connection refused, rc ", tostring(rc), "\n")
-		os.exit(1)
-	end
+	B.refused(rc)
 	client:subscribe(PONG, 0)
 end
 
@@ -58,9 +53,4 @@ c.on_message = function(client, userdata, msg)
 	if #rtts == n then finish(client) else ping(client) end
 end
 
-local rc = c:connect(host, port, 60)
-if rc ~= mqtt.MQTT_ERR_SUCCESS then
-	io.stderr:write("pingpong.lua: connect ", host, ":", port, " failed, rc ", tostring(rc), "\n")
-	os.exit(1)
-end
-c:loop_forever()
+B.run(c, host, port)

@@ -26,17 +26,15 @@
 -- inflight window of 20, deleted by its ack.
 
 local mqtt = require "mqlua"
+local B = dofile((arg[0]:match("^(.*/)") or "./") .. "common.lua")
 
 local WINDOW = 1000
 
 local host, port, topic = arg[1], tonumber(arg[2]), arg[3]
 local count, qos, payload_bytes = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
 local client_id, store, durability = arg[7], arg[8], arg[9]
-if not (host and port and topic and count and qos and payload_bytes)
-	or (client_id and not (store and durability)) then
-	io.stderr:write("usage: mqlua pub.lua HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES [CLIENT_ID STORE DURABILITY]\n")
-	os.exit(1)
-end
+B.usage(host and port and topic and count and qos and payload_bytes and (not client_id or store and durability),
+	"mqlua pub.lua HOST PORT TOPIC COUNT QOS PAYLOAD_BYTES [CLIENT_ID STORE DURABILITY]")
 
 local payload = string.rep("x", payload_bytes)
 local sent, confirmed = 0, 0
@@ -56,8 +54,7 @@ local function top_up(client)
 	while sent < target do
 		local info = client:publish(topic, payload, qos, false)
 		if info.rc ~= mqtt.MQTT_ERR_SUCCESS then
-			io.stderr:write(string.format("pub.lua: publish %d failed, rc %s\n", sent, tostring(info.rc)))
-			os.exit(1)
+			B.fail("publish %d failed, rc %s", sent, tostring(info.rc))
 		end
 		sent = sent + 1
 	end
@@ -71,10 +68,7 @@ else
 end
 
 c.on_connect = function(client, userdata, flags, rc)
-	if rc ~= 0 then
-		io.stderr:write("pub.lua: connection refused, rc ", tostring(rc), "\n")
-		os.exit(1)
-	end
+	B.refused(rc)
 	if start then return end      -- a reconnect: keep going, do not restart the clock
 	start = mqtt.time()
 	if count == 0 then
@@ -93,13 +87,5 @@ c.on_publish = function(client, userdata, mid)
 	end
 end
 
-local rc = c:connect(host, port, 60)
-if rc ~= mqtt.MQTT_ERR_SUCCESS then
-	io.stderr:write("pub.lua: connect ", host, ":", port, " failed, rc ", tostring(rc), "\n")
-	os.exit(1)
-end
-c:loop_forever()
-if confirmed ~= count then
-	io.stderr:write(string.format("pub.lua: loop ended after %d of %d confirmations\n", confirmed, count))
-	os.exit(1)
-end
+B.run(c, host, port)
+B.expect(confirmed, count, "confirmations")

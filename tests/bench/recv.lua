@@ -10,23 +10,18 @@
 -- process in timeout(1)); this script does nothing per message but count.
 
 local mqtt = require "mqlua"
+local B = dofile((arg[0]:match("^(.*/)") or "./") .. "common.lua")
 
 local host, port, topic = arg[1], tonumber(arg[2]), arg[3]
 local count, qos, client_id = tonumber(arg[4]), tonumber(arg[5]), arg[6]
-if not (host and port and topic and count and qos and client_id) then
-	io.stderr:write("usage: mqlua recv.lua HOST PORT TOPIC COUNT QOS CLIENT_ID\n")
-	os.exit(1)
-end
+B.usage(host and port and topic and count and qos and client_id, "mqlua recv.lua HOST PORT TOPIC COUNT QOS CLIENT_ID")
 
 local received, first = 0, nil
 
 local c = mqtt.Client(client_id, false)
 
 c.on_connect = function(client, userdata, flags, rc)
-	if rc ~= 0 then
-		io.stderr:write("recv.lua: connection refused, rc ", tostring(rc), "\n")
-		os.exit(1)
-	end
+	B.refused(rc)
 	client:subscribe(topic, qos)
 end
 
@@ -44,13 +39,5 @@ c.on_message = function(client, userdata, msg)
 	end
 end
 
-local rc = c:connect(host, port, 60)
-if rc ~= mqtt.MQTT_ERR_SUCCESS then
-	io.stderr:write("recv.lua: connect ", host, ":", port, " failed, rc ", tostring(rc), "\n")
-	os.exit(1)
-end
-c:loop_forever()
-if received ~= count then
-	io.stderr:write(string.format("recv.lua: loop ended after %d of %d messages\n", received, count))
-	os.exit(1)
-end
+B.run(c, host, port)
+B.expect(received, count, "messages")
