@@ -3,15 +3,7 @@
 # unknown ones, and one quick pass of a single workload end to end.
 . tests/lib/sh.sh
 
-work=$(tmpdir)
 BENCH=tests/bench/run
-
-# run CMD...: sets OUT (stdout and stderr) and RC.
-run() {
-	"$@" >"$work/out" 2>&1 </dev/null
-	RC=$?
-	OUT=$(cat "$work/out")
-}
 
 # expect NAME RC TEXT...: the last run exited RC and printed every TEXT.
 expect() {
@@ -19,10 +11,10 @@ expect() {
 	shift 2
 	[ "$RC" -eq "$rc" ] || why="exit status $RC, expected $rc"
 	for text in "$@"; do
-		grep -qF -- "$text" <<<"$OUT" || why="${why:+$why; }output lacks: $text"
+		grep -qF -- "$text" <<<"$OUT$ERR" || why="${why:+$why; }output lacks: $text"
 	done
 	if [ -z "$why" ]; then ok "$name"; else not_ok "$name" "$why
-$(tail -n 20 <<<"$OUT")"; fi
+$(tail -n 20 <<<"$OUT$ERR")"; fi
 }
 
 run "$BENCH" --help

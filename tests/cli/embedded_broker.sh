@@ -6,14 +6,6 @@
 
 work=$(tmpdir)
 
-# run CMD...: sets OUT, ERR, RC (stdin from /dev/null).
-run() {
-	"$@" >"$work/out" 2>"$work/err" </dev/null
-	RC=$?
-	OUT=$(cat "$work/out")
-	ERR=$(cat "$work/err")
-}
-
 show() {
 	printf 'exit %s\n--- stdout:\n%s\n--- stderr:\n%s\n' "$RC" "$(tail -n 15 <<<"$OUT")" "$(tail -n 15 <<<"$ERR")"
 }

@@ -5,14 +5,6 @@
 
 work=$(tmpdir)
 
-# run CMD...: runs CMD (stdin from $STDIN, default /dev/null); sets OUT, ERR, RC.
-run() {
-	"$@" >"$work/out" 2>"$work/err" <"${STDIN:-/dev/null}"
-	RC=$?
-	OUT=$(cat "$work/out")
-	ERR=$(cat "$work/err")
-}
-
 # expect NAME RC [STDOUT_TEXT [STDERR_TEXT]]: checks the last run; texts
 # are plain strings the output must contain ("" = not checked).
 expect() {

@@ -8,14 +8,6 @@
 
 work=$(tmpdir)
 
-# run CMD...: sets OUT (stdout), ERR (stderr), RC.
-run() {
-	"$@" >"$work/out" 2>"$work/err" </dev/null
-	RC=$?
-	OUT=$(cat "$work/out")
-	ERR=$(cat "$work/err")
-}
-
 # expect NAME RC TEXT...: the last run exited RC and its stdout contains
 # every TEXT (plain strings) in that order, each on or after the line of
 # the one before.

@@ -2,6 +2,7 @@
 #
 #   . tests/lib/sh.sh
 #   check "prints its version" "$MQLUA" --version
+#   run "$MQLUA" -e 'error("x")'; [ "$RC" -eq 1 ] && grep -q x <<<"$ERR" && ok ...
 #   if [ "$x" = y ]; then ok "x is y"; else not_ok "x is y" "x was $x"; fi
 #   finish
 #
@@ -64,6 +65,15 @@ finish() {
 		exit 1
 	fi
 	exit 0
+}
+
+# run CMD...: runs CMD with stdin from $STDIN (default /dev/null); sets OUT
+# (its stdout), ERR (its stderr) and RC (its exit status).
+run() {
+	"$@" >"$SH_STATE/run.out" 2>"$SH_STATE/run.err" <"${STDIN:-/dev/null}"
+	RC=$?
+	OUT=$(cat "$SH_STATE/run.out")
+	ERR=$(cat "$SH_STATE/run.err")
 }
 
 # free_port: prints a TCP port nobody on this machine uses (any state, any
