@@ -31,12 +31,10 @@ static const char *check_payload_arg(lua_State *L, int idx, size_t *len)
 	}
 	if (t != LUA_TSTRING && t != LUA_TNUMBER)
 		luaL_argerror(L, idx, lua_pushfstring(L, "payload must be a string, a number or nil, got %s", luaL_typename(L, idx)));
-	const char *p = luaL_tolstring(L, idx, len);
-	lua_replace(L, idx);
+	const char *p = lua_tolstring(L, idx, len);   /* a number becomes its text in place */
 	if (*len > 268435455)
 		luaL_argerror(L, idx, "payload is larger than MQTT's maximum of 268435455 bytes");
-	return lua_tostring(L, idx);
-	(void)p;
+	return p;
 }
 
 int client_check_qos(lua_State *L, int idx, int def)
