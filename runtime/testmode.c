@@ -42,7 +42,9 @@ static const char test_usage[] =
 	"    test(\"name\", function(t) ... t:eq(a, b) ... end)\n"
 	"each in its own process with a fresh private broker (the default broker of\n"
 	"connect() without a host; also T.broker() and t.broker) and a fresh store\n"
-	"(unless $MQLUA_STORE is set). Files get the globals `test` and `T`\n"
+	"(unless $MQLUA_STORE is set), which the mqlua processes a test starts get\n"
+	"too (their default store is under the file's temporary directory, not\n"
+	"~/.local/state). Files get the globals `test` and `T`\n"
 	"(require \"mqlua.test\"): t:eq, t:ok, t:match, t:raises, t:expect_message,\n"
 	"t:no_message, T.connected, T.subscribed, T.wait_until, T.tmpdir, T.sh...\n"
 	"\n"
@@ -218,6 +220,10 @@ static int run_child(const char *path, const struct options *o, int fd)
 		if (asprintf(&store, "%s/store.db", tmp) < 0)
 			abort();
 		mqlua_store_path = store;
+		/* the mqlua processes a test starts (T.spawn, T.run_script, T.sh) get
+		 * a fresh default store too, not the user's: no queued message of an
+		 * earlier run reaches a fixture, and none of a fixture's stays */
+		setenv("XDG_STATE_HOME", tmp, 1);
 	}
 	struct broker_url u = { 0 };
 	if (o->broker_url) {

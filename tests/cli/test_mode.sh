@@ -256,6 +256,37 @@ expect "no argument: the *_test.lua files under the current directory" 1 "ok - p
 RC=$? OUT=$(cat "$work/out")
 expect "no argument and no test file: says so, exit 1" 1 "# no test files found" "0 passed, 0 failed"
 
+# ---- the store of the processes a test starts ----
+
+cat >"$work/store_test.lua" <<'LUA'
+test("a child's default store is fresh for the file and kept between its children", function(t)
+	local dir = T.tmpdir()
+	local child = [[
+		local mqtt = require "mqlua"
+		local c = mqtt.Client{client_id = "tm-store"}
+		if arg[1] == "queue" then
+			c:connect_async("127.0.0.1", 1)   -- nobody listens: the message waits in the store
+			c:publish("tm/q", "x", 1)
+			mqtt.sleep(0.1)
+		end
+		print("depth " .. c:queue_depth())
+		os.exit(0)
+	]]
+	t:match(T.run_script(dir .. "/child.lua", child, "queue"), "depth 1\n$", "the first child queued one")
+	t:match(T.run_script(dir .. "/child.lua", child, "look"), "^depth 1\n$", "the second child sees it")
+end)
+LUA
+mkdir -p "$work/home"
+for round in 1 2; do
+	run env -u MQLUA_STORE -u XDG_STATE_HOME HOME="$work/home" "$MQLUA" test "$work/store_test.lua"
+	expect "processes a test starts get a fresh default store (run $round)" 0 "1 passed, 0 failed"
+done
+if [ -e "$work/home/.local/state/mqlua/store.db" ]; then
+	not_ok "the user's own store is not touched" "$(ls -la "$work/home/.local/state/mqlua")"
+else
+	ok "the user's own store is not touched"
+fi
+
 # ---- help ----
 
 run "$MQLUA" test --help
