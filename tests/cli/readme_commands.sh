@@ -68,7 +68,7 @@ else
 fi
 
 # The README and CI install the same packages.
-readme_pkgs=$(grep -o 'apt-get install -y [^&]*' "$blocks/1" | sed 's/apt-get install -y //' | tr ' ' '\n' | grep -v '^$' | sort)
+readme_pkgs=$(grep -o 'apt-get install -y [^&]*' "$blocks/1" | head -1 | sed 's/apt-get install -y //' | tr ' ' '\n' | grep -v '^$' | sort)
 ci_pkgs=$(sed -n '/^packages=(/,/^)/p' .ci/run | sed '1d;$d' | tr ' \t' '\n\n' | grep -v '^$' | sort)
 if [ -n "$readme_pkgs" ] && [ "$readme_pkgs" = "$ci_pkgs" ]; then
 	ok "README and .ci/run install the same packages"
